@@ -1,0 +1,51 @@
+# Two commands do all the set-up on a fresh machine:
+#   make run    -> venv + pinned packages, then the main job on the embedded synthetic data
+#   make test   -> venv + pinned packages, then the test suite
+# Both are fast when the environment already exists (the venv is rebuilt only when
+# pyproject.toml or requirements.lock change).
+
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+CORES   ?= 2
+TARGET  ?= all
+PYTEST_ARGS ?=
+
+.PHONY: run test test-fast lint fmt lock report clean-results slurm-up slurm-down
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -c requirements.lock -e '.[workflow,dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/snakemake --profile profiles/default --cores $(CORES) $(TARGET)
+
+report: $(STAMP)
+	$(BIN)/snakemake --profile profiles/default --cores $(CORES) report
+
+test: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -m "not slow and not slurm" $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests workflow/scripts
+	$(BIN)/ruff format --check src tests workflow/scripts
+	$(BIN)/snakefmt --check Snakefile workflow/rules
+	$(BIN)/snakemake --lint
+
+fmt: $(STAMP)
+	$(BIN)/ruff check --fix src tests workflow/scripts
+	$(BIN)/ruff format src tests workflow/scripts
+	$(BIN)/snakefmt Snakefile workflow/rules
+
+lock: $(STAMP)
+	( echo "# Exact pins for every dependency (pip freeze of a working environment)."; \
+	  echo "# Regenerate: make lock"; \
+	  $(BIN)/pip freeze --exclude-editable | sed 's/^torch==2.13.0+cpu$$/torch==2.13.0/' ) > requirements.lock
+
+clean-results:
+	rm -rf results .snakemake

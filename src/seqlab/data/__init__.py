@@ -1,0 +1,1 @@
+"""Data: formats, loaders, synthetic generators and checks."""

@@ -66,11 +66,17 @@ def write_shards(
             with open(tmp, "wb") as f, wds.TarWriter(f, mtime=0.0) as sink:
                 for u in batch:
                     sink.write(
-                        {"__key__": u.key, "units.npy": np.asarray(u.units, np.uint16), "json": u.meta}
+                        {
+                            "__key__": u.key,
+                            "units.npy": np.asarray(u.units, np.uint16),
+                            "json": u.meta,
+                        }
                     )
 
         atomic_write(out_dir / name, write)
-        entries.append({"path": f"{subdir}/{name}", "n_samples": len(batch), "n_units": int(n_units)})
+        entries.append(
+            {"path": f"{subdir}/{name}", "n_samples": len(batch), "n_units": int(n_units)}
+        )
         batch.clear()
 
     for u in utts:

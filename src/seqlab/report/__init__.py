@@ -1,0 +1,1 @@
+"""Reports: per-experiment summaries and verdicts, comparisons, run ledgers, plots and HTML."""

@@ -1,0 +1,339 @@
+"""The training loop: one for every task, readable top to bottom.
+
+Input: a resolved trial config (what `config.json` holds). Output, in the trial directory:
+`metrics.json`, `log.jsonl`, `model.pt` (the best checkpoint by the task's real eval metric).
+Resumable state lives in `ckpt/` (`last.pt`, `best.pt`): rerunning a killed trial continues
+from `last.pt` and, on CPU, ends bitwise where an uninterrupted run would, because the data
+order is a function of (seed, step) and the RNG state is checkpointed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import resource
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import seqlab
+from seqlab.io import atomic_write, write_json
+from seqlab.models import build_model, count_params
+from seqlab.train.checkpoint import load_checkpoint, save_checkpoint
+from seqlab.train.config import TrainConfig
+from seqlab.train.optim import build_optimizer, lr_at, set_lr
+from seqlab.train.precision import Precision, unsupported_reason
+from seqlab.train.tasks import Task, build_task
+
+
+class Preempted(Exception):
+    """Raised after a stop request (SIGTERM, Slurm's warning signal) once the state is saved."""
+
+
+@dataclass
+class TrainerState:
+    """Everything besides weights and optimizer that a resumed trial must get back."""
+
+    step: int = 0
+    best: float = math.inf
+    best_step: int = -1
+    bad_evals: int = 0
+    lr_scale: float = 1.0
+    n_cuts: int = 0
+    n_skipped: int = 0
+    consecutive_skips: int = 0
+    n_rollbacks: int = 0
+    last_eval_step: int = -1
+    last_eval: dict[str, float] = field(default_factory=dict)
+    eval_at: dict[str, float] = field(default_factory=dict)
+    train_loss_at: dict[str, float] = field(default_factory=dict)
+    recent: list[float] = field(default_factory=list)
+    tok_s: list[float] = field(default_factory=list)
+    ms_iter: list[float] = field(default_factory=list)
+    log: list[dict[str, Any]] = field(default_factory=list)
+    stop_reason: str = ""
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def code_versions() -> dict[str, str]:
+    src = Path(seqlab.__file__).resolve().parent
+    try:
+        git = subprocess.run(
+            ["git", "-C", str(src), "describe", "--always", "--dirty"],
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        git = "unknown"
+    return {
+        "seqlab": seqlab.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "git": git,
+    }
+
+
+def peak_memory_mb(device: torch.device) -> tuple[float, str]:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "cpu_peak_rss"
+
+
+def train(
+    trial: dict[str, Any],
+    out_dir: str | Path,
+    should_stop: Callable[[], bool] = lambda: False,
+    echo: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train one trial to completion (or resume it) and write its outputs; returns metrics."""
+    cfg = TrainConfig.from_dict(trial["train"])
+    out, ckpt_dir = Path(out_dir), Path(out_dir) / "ckpt"
+    torch.set_num_threads(cfg.threads)
+    device = pick_device(cfg.device)
+    seed = int(trial["seed"])
+    t_start = time.time()
+
+    reason = unsupported_reason(cfg.precision, device)
+    if reason is not None:  # a precision this device cannot run: recorded, not failed
+        echo(f"skipping trial: {reason}")
+        return _finish(out, trial, cfg, None, TrainerState(stop_reason="unsupported"), {}, device,
+                       t_start, 0, extra={"skip_reason": reason})  # fmt: skip
+
+    torch.manual_seed(seed)  # fixes the initialisation; the task fixes the data order
+    task: Task = build_task(trial, cfg, device)
+    prec = Precision(cfg.precision, device.type)
+    raw_model = build_model(cfg.model, task.vocab_size).to(device=device, dtype=prec.param_dtype)
+    model = torch.compile(raw_model) if cfg.compile else raw_model
+    opt = build_optimizer(raw_model, cfg.optim)
+    scaler = prec.scaler()
+    base_lr = float(cfg.optim["lr"])
+    st = TrainerState()
+
+    def save(path: Path) -> None:
+        save_checkpoint(path, {
+            "model": raw_model.state_dict(), "optim": opt.state_dict(),
+            "scaler": scaler.state_dict(), "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
+            "trainer": asdict(st),
+        })  # fmt: skip
+
+    def restore(path: Path, trainer_too: bool) -> None:
+        ck = load_checkpoint(path, map_location=device)
+        raw_model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optim"])
+        scaler.load_state_dict(ck["scaler"])
+        torch.set_rng_state(ck["rng"])
+        if ck["cuda_rng"]:
+            torch.cuda.set_rng_state_all(ck["cuda_rng"])
+        if trainer_too:
+            st.__dict__.update(TrainerState(**ck["trainer"]).__dict__)
+
+    def event(name: str, **info: Any) -> None:
+        st.log.append({"kind": "event", "step": st.step, "event": name, **info})
+        echo(f"step {st.step} | event {name} " + " ".join(f"{k}={v}" for k, v in info.items()))
+
+    def cut_lr(why: str) -> None:
+        g = cfg.guard
+        lr_now = lr_at(st.step, cfg.schedule, base_lr, cfg.max_steps) * st.lr_scale
+        if st.n_cuts >= g.max_cuts or lr_now <= g.min_lr:
+            return
+        st.lr_scale *= g.lr_cut
+        st.n_cuts += 1
+        event("lr_cut", why=why, lr_scale=round(st.lr_scale, 6), n_cuts=st.n_cuts)
+
+    def evaluate() -> None:
+        model.eval()
+        with prec.autocast():
+            res = task.evaluate(model)
+        model.train()
+        st.last_eval, st.last_eval_step = res, st.step
+        st.log.append({"kind": "eval", "step": st.step, **res})
+        if st.step in cfg.milestones:
+            st.eval_at[str(st.step)] = res[task.select]
+        value = res[task.select]
+        echo(f"step {st.step} | eval " + " | ".join(f"{k} {v:.4f}" for k, v in res.items()))
+        if math.isfinite(value) and value < st.best - cfg.min_delta:
+            st.best, st.best_step, st.bad_evals = value, st.step, 0
+            save_checkpoint(ckpt_dir / "best.pt", {"model": raw_model.state_dict(),
+                                                    "step": st.step, "eval": res})  # fmt: skip
+        elif st.step > 0:
+            st.bad_evals += 1
+            if cfg.patience and st.bad_evals >= cfg.patience:
+                st.stop_reason = "early_stop"
+                event("early_stop", best_step=st.best_step, patience=cfg.patience)
+
+    if (ckpt_dir / "last.pt").exists():
+        restore(ckpt_dir / "last.pt", trainer_too=True)
+        event("resume", from_step=st.step)
+    else:
+        evaluate()  # step 0: the untrained loss, the start of every curve
+
+    model.train()
+    accum = cfg.grad_accum
+    t_last, steps_since = time.perf_counter(), 0
+    while st.step < cfg.max_steps and not st.stop_reason:
+        lr = lr_at(st.step, cfg.schedule, base_lr, cfg.max_steps) * st.lr_scale
+        if st.lr_scale < 1.0:
+            lr = max(lr, cfg.guard.min_lr)
+        set_lr(opt, lr)
+        loss_sum = 0.0
+        for micro in range(accum):
+            batch = task.train_batch(st.step * accum + micro)
+            with prec.autocast():
+                loss = task.loss(model, batch)
+            scaler.scale(loss / accum).backward()
+            loss_sum += loss.item()
+        train_loss = loss_sum / accum
+        scaler.unscale_(opt)
+        clip = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
+        gnorm = torch.nn.utils.clip_grad_norm_(raw_model.parameters(), clip).item()
+        finite = math.isfinite(train_loss) and math.isfinite(gnorm)
+        if scaler.is_enabled():
+            scaler.step(opt)  # skips the update itself on inf/nan grads, then lowers the scale
+            scaler.update()
+        elif finite or not cfg.guard.enabled:
+            opt.step()
+        opt.zero_grad(set_to_none=True)
+        st.step += 1
+        steps_since += 1
+
+        # the stability guard: skip non-finite updates, cut the LR, roll back after a spike
+        g = cfg.guard
+        if not math.isfinite(train_loss) and (
+            not g.enabled or st.consecutive_skips >= 10 * g.max_skips
+        ):
+            st.stop_reason = "diverged"
+            event("diverged", loss=train_loss)
+            break
+        if not finite and not scaler.is_enabled() and g.enabled:
+            st.n_skipped += 1
+            st.consecutive_skips += 1
+            event("skip_update", loss=train_loss, gnorm=gnorm)
+            if st.consecutive_skips % g.max_skips == 0:
+                cut_lr(f"{st.consecutive_skips} consecutive non-finite updates")
+        elif finite:
+            st.consecutive_skips = 0
+            if g.enabled and g.gnorm_threshold and gnorm > g.gnorm_threshold:
+                cut_lr(f"grad norm {gnorm:.2f} > {g.gnorm_threshold}")
+            window = st.recent[-g.spike_window :]
+            spiking = g.enabled and g.spike_factor and len(window) >= max(2, g.spike_window // 2)
+            if spiking and train_loss > g.spike_factor * statistics.fmean(window):
+                if (ckpt_dir / "last.pt").exists():
+                    to_step, kept = st.step, st.__dict__.copy()
+                    restore(ckpt_dir / "last.pt", trainer_too=True)
+                    st.n_rollbacks = kept["n_rollbacks"] + 1
+                    st.lr_scale, st.n_cuts = kept["lr_scale"], kept["n_cuts"]
+                    st.log = [
+                        e for e in kept["log"] if e["kind"] == "event" or e["step"] <= st.step
+                    ]
+                    event("rollback", loss=train_loss, from_step=to_step, to_step=st.step)
+                    cut_lr("loss spike")
+                    continue
+            st.recent = (st.recent + [train_loss])[-g.spike_window :]
+        if st.step in cfg.milestones:
+            st.train_loss_at[str(st.step)] = train_loss
+
+        if st.step % cfg.log_interval == 0 or st.step == cfg.max_steps:
+            dt = time.perf_counter() - t_last
+            tok_s = steps_since * accum * task.tokens_per_batch / dt
+            if st.step > cfg.log_interval:  # the first interval is warm-up, kept out of medians
+                st.tok_s.append(tok_s)
+                st.ms_iter.append(1000 * dt / steps_since)
+            st.log.append({"kind": "train", "step": st.step, "loss": train_loss, "lr": lr,
+                           "gnorm": gnorm, "tok_s": tok_s})  # fmt: skip
+            echo(f"step {st.step} | loss {train_loss:.4f} | tok/s {tok_s / 1000:.0f}k | "
+                 f"lr {lr:.2e} | gnorm {gnorm:.2f}")  # fmt: skip
+            t_last, steps_since = time.perf_counter(), 0
+        if (
+            st.step % cfg.eval_interval == 0
+            or st.step in cfg.milestones
+            or st.step == cfg.max_steps
+        ):
+            evaluate()
+        if st.step % cfg.ckpt_interval == 0 or should_stop():
+            save(ckpt_dir / "last.pt")
+        if should_stop() and st.step < cfg.max_steps:
+            event("preempted")
+            save(ckpt_dir / "last.pt")
+            raise Preempted(f"stopped at step {st.step}; checkpoint saved, rerun to resume")
+
+    if st.last_eval_step != st.step:
+        evaluate()
+    st.stop_reason = st.stop_reason or "max_steps"
+    best = ckpt_dir / "best.pt"
+    best_state = load_checkpoint(best)["model"] if best.exists() else raw_model.state_dict()
+    model_file = {"model": best_state, "model_config": dict(cfg.model),
+                  "vocab_size": task.vocab_size, "step": st.best_step, "trial": trial}  # fmt: skip
+    return _finish(out, trial, cfg, task, st, model_file, device, t_start,
+                   count_params(raw_model))  # fmt: skip
+
+
+def _finish(
+    out: Path,
+    trial: dict[str, Any],
+    cfg: TrainConfig,
+    task: Task | None,
+    st: TrainerState,
+    model_file: dict[str, Any],
+    device: torch.device,
+    t_start: float,
+    n_params: int,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Publish model.pt, log.jsonl, then metrics.json (the rule's target) last."""
+    if model_file:
+        save_checkpoint(out / "model.pt", model_file)
+    lines = "".join(json.dumps(e) + "\n" for e in st.log)
+    atomic_write(out / "log.jsonl", lambda tmp: tmp.write_text(lines))
+    mem, mem_kind = peak_memory_mb(device)
+    final = st.last_eval
+    metrics = {
+        "experiment": trial.get("experiment"),
+        "run": trial.get("run"),
+        "seed": trial.get("seed"),
+        "task": trial.get("task", "unit_lm"),
+        "steps": st.step,
+        "max_steps": cfg.max_steps,
+        "stop_reason": st.stop_reason,
+        "select_metric": task.select if task else None,
+        "final_eval_loss": final.get("eval_loss", math.nan),
+        "best_eval_loss": min(
+            (e["eval_loss"] for e in st.log if e["kind"] == "eval"), default=math.nan
+        ),
+        "best": st.best if math.isfinite(st.best) else math.nan,
+        "best_step": st.best_step,
+        "eval_loss_at": st.eval_at,
+        "train_loss_at": st.train_loss_at,
+        "final_train_loss": next(
+            (e["loss"] for e in reversed(st.log) if e["kind"] == "train"), math.nan
+        ),
+        "tokens_per_s": statistics.median(st.tok_s) if st.tok_s else math.nan,
+        "ms_per_iter": statistics.median(st.ms_iter) if st.ms_iter else math.nan,
+        "peak_mem_mb": mem,
+        "peak_mem_kind": mem_kind,
+        "wall_s": time.time() - t_start,
+        "params": n_params,
+        "precision": cfg.precision,
+        "n_skipped": st.n_skipped,
+        "n_lr_cuts": st.n_cuts,
+        "n_rollbacks": st.n_rollbacks,
+        "device": str(device),
+        "versions": code_versions(),
+        "data": task.data_info() if task else {},
+        "model_path": "model.pt" if model_file else None,
+        **{f"final_{k}": v for k, v in final.items() if k != "eval_loss"},
+        **(extra or {}),
+    }
+    write_json(out / "metrics.json", metrics)
+    return metrics

@@ -1,0 +1,102 @@
+"""Tasks: what a model learns from which batches and how it is scored.
+
+The loop is task-agnostic: a task hands it micro-batches by index (so the data order is a
+pure function of seed and step), a loss, and an evaluation whose `select` metric chooses the
+best checkpoint (lower is better).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+
+from seqlab.data.shards import Manifest
+from seqlab.data.units import SequenceBatches, load_unit_split
+from seqlab.io import SeqlabError
+from seqlab.train.config import TrainConfig
+
+
+class Task(Protocol):
+    vocab_size: int  # classes the model predicts
+    select: str  # evaluate() key that picks the best checkpoint (lower is better)
+    tokens_per_batch: int  # tokens in one micro-batch, for tokens/s
+
+    def train_batch(self, index: int) -> Any: ...
+    def loss(self, model: torch.nn.Module, batch: Any) -> torch.Tensor: ...
+    def evaluate(self, model: torch.nn.Module) -> dict[str, float]: ...
+    def data_info(self) -> dict[str, Any]: ...
+
+
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def lm_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy in nats, computed in float32 whatever the precision."""
+    return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1))
+
+
+class UnitLMTask:
+    """Next-unit prediction over WebDataset unit shards (tokens: units, BOS, EOS)."""
+
+    select = "eval_loss"
+
+    def __init__(self, data: dict[str, Any], cfg: TrainConfig, seed: int, device: torch.device):
+        self.manifest = Manifest(data["manifest"])
+        self.device = device
+        self.vocab_size = self.manifest.n_tokens
+        self.eval_batches = cfg.eval_batches or None
+        train = load_unit_split(self.manifest, "train", cfg.seq_len)
+        evals = load_unit_split(self.manifest, "eval", cfg.seq_len)
+        if len(train) < cfg.batch_size:
+            raise SeqlabError(
+                f"{self.manifest.path}: train split has {len(train)} sequences of {cfg.seq_len} "
+                f"tokens, fewer than batch_size {cfg.batch_size}; use more data or a smaller batch"
+            )
+        if len(evals) == 0:
+            raise SeqlabError(f"{self.manifest.path}: eval split is shorter than one sequence")
+        self.train = SequenceBatches(train, cfg.batch_size, seed)
+        self.eval = SequenceBatches(evals, cfg.batch_size, seed)
+        self.tokens_per_batch = cfg.batch_size * cfg.seq_len
+
+    def train_batch(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.train.batch(index)
+        return x.to(self.device), y.to(self.device)
+
+    def loss(
+        self, model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]
+    ) -> torch.Tensor:
+        x, y = batch
+        return lm_loss(model(x), y)
+
+    @torch.no_grad()
+    def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
+        total, n = 0.0, 0
+        for x, y in self.eval.eval_batches(self.eval_batches):
+            x, y = x.to(self.device), y.to(self.device)
+            total += lm_loss(model(x), y).item() * y.numel()
+            n += y.numel()
+        return {"eval_loss": total / n if n else math.nan}
+
+    def data_info(self) -> dict[str, Any]:
+        return {
+            "dataset": self.manifest.data.get("dataset"),
+            "manifest_sha256": file_sha256(self.manifest.path),
+            "train_sequences": len(self.train),
+            "eval_sequences": len(self.eval),
+        }
+
+
+TASKS = {"unit_lm": UnitLMTask}
+
+
+def build_task(trial: dict[str, Any], cfg: TrainConfig, device: torch.device) -> Task:
+    name = trial.get("task", "unit_lm")
+    if name not in TASKS:
+        raise SeqlabError(f"task {name!r} is not available; known: {sorted(TASKS)}")
+    return TASKS[name](trial["data"], cfg, int(trial["seed"]), device)

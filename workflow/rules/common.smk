@@ -1,0 +1,75 @@
+# Helpers shared by every stage: experiments, runs, trials, paths and input functions.
+# Rules know paths and wildcards; the logic of grids and run ids lives in seqlab.grid.
+
+import json
+import sys
+
+from seqlab.grid import expand_runs, resolve_trial
+
+
+EXPERIMENTS = config["experiments"]
+DATASETS = config["datasets"]
+
+RUNS = {name: expand_runs(name, exp) for name, exp in EXPERIMENTS.items()}
+
+for _name, _exp in EXPERIMENTS.items():
+    if _exp["dataset"] not in DATASETS:
+        raise ValueError(
+            f"experiments.{_name}.dataset: {_exp['dataset']!r} is not under datasets: "
+            f"(have {sorted(DATASETS)})"
+        )
+
+# Scripts run with the interpreter that runs Snakemake (the project's venv) from any cwd.
+PY = f"{sys.executable} {workflow.basedir}/workflow/scripts"
+
+TRIAL = "results/{exp}/runs/{run}/seed{seed}"
+
+
+wildcard_constraints:
+    exp="|".join(EXPERIMENTS) or "NONE",
+    dataset="|".join(DATASETS) or "NONE",
+    run=r"[A-Za-z0-9._+~-]+",
+    seed=r"\d+",
+
+
+def trials(exp):
+    """(run, seed) of every trial of an experiment."""
+    return [(run, seed) for run in RUNS[exp] for seed in EXPERIMENTS[exp].get("seeds", [0])]
+
+
+def trial_files(exp, name):
+    return [f"results/{exp}/runs/{run}/seed{seed}/{name}" for run, seed in trials(exp)]
+
+
+def dataset_of(wildcards):
+    return EXPERIMENTS[wildcards.exp]["dataset"]
+
+
+def data_dir(wildcards):
+    return f"results/data/{dataset_of(wildcards)}"
+
+
+def trial_json(wildcards):
+    """The resolved trial config as JSON: a params value, so editing it reruns the trial."""
+    exp = EXPERIMENTS[wildcards.exp]
+    d = data_dir(wildcards)
+    data = {
+        "dataset": exp["dataset"],
+        "manifest": f"{d}/manifest.json",
+        "checks": f"{d}/checks.json",
+    }
+    trial = resolve_trial(wildcards.exp, exp, wildcards.run, int(wildcards.seed), data)
+    return json.dumps(trial, sort_keys=True)
+
+
+def resource(key, default):
+    """A train-rule resource from the experiment's `resources:` block (SLURM profile maps it)."""
+    return lambda wildcards: EXPERIMENTS[wildcards.exp].get("resources", {}).get(key, default)
+
+
+def train_threads(wildcards):
+    return EXPERIMENTS[wildcards.exp]["train"].get("threads", 1)
+
+
+def as_json(obj):
+    return json.dumps(obj, sort_keys=True)

@@ -1,0 +1,15 @@
+# Stage 1: prepare a dataset (synthetic generation or ingest of real units) into
+# WebDataset shards + manifest.json.
+
+
+rule prepare_data:
+    output:
+        "results/data/{dataset}/manifest.json",
+    params:
+        cfg=lambda w: as_json(DATASETS[w.dataset]),
+        out=lambda w: f"results/data/{w.dataset}",
+    log:
+        "results/logs/data/{dataset}.prepare.log",
+    shell:
+        "{PY}/prepare_data.py --name {wildcards.dataset} "
+        "--params {params.cfg:q} --out {params.out} > {log} 2>&1"

@@ -73,3 +73,13 @@ def train_threads(wildcards):
 
 def as_json(obj):
     return json.dumps(obj, sort_keys=True)
+
+
+COMPARE = config.get("compare", {})
+
+
+def compare_inputs(wildcards):
+    """final.json of each experiment (summary.csv for the optimizer pairing)."""
+    spec = COMPARE[wildcards.name]
+    name = "final.json" if spec.get("kind", "experiments") == "experiments" else "summary.csv"
+    return [f"results/{e}/{name}" for e in spec["experiments"]]

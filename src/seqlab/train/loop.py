@@ -261,11 +261,12 @@ def train(
             or st.step == cfg.max_steps
         ):
             evaluate()
-        if st.step % cfg.ckpt_interval == 0 or should_stop():
-            save(ckpt_dir / "last.pt")
-        if should_stop() and st.step < cfg.max_steps:
+        stop_now = should_stop() and st.step < cfg.max_steps
+        if stop_now:
             event("preempted")
+        if st.step % cfg.ckpt_interval == 0 or stop_now:
             save(ckpt_dir / "last.pt")
+        if stop_now:
             raise Preempted(f"stopped at step {st.step}; checkpoint saved, rerun to resume")
 
     if st.last_eval_step != st.step:

@@ -1,0 +1,72 @@
+"""Shared fixtures: small real datasets on disk, one torch thread (the machines are shared)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from seqlab.data.shards import Utterance, write_manifest, write_shards
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+
+torch.set_num_threads(1)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def markov_utterances(n: int, seed: int, vocab: int = 64, prefix: str = "u"):
+    """Sticky first-order Markov units: learnable structure, realistic repeats."""
+    rng = np.random.default_rng(seed)
+    trans = np.random.default_rng(123).dirichlet(np.full(vocab, 0.1), size=vocab)
+    for i in range(n):
+        length = int(rng.integers(20, 120))
+        u = [int(rng.integers(vocab))]
+        for _ in range(length - 1):
+            u.append(u[-1] if rng.random() < 0.5 else int(rng.choice(vocab, p=trans[u[-1]])))
+        yield Utterance(f"{prefix}{i:05d}", np.array(u, np.uint16), {"speaker": f"s{i % 3}"})
+
+
+def make_unit_dataset(root: Path, n_train: int = 200, n_eval: int = 30, vocab: int = 64) -> Path:
+    """A small real dataset (shards + manifest); returns the manifest path."""
+    train = write_shards(markov_utterances(n_train, 1, vocab, "tr"), root, "train", 64)
+    evals = write_shards(markov_utterances(n_eval, 2, vocab, "ev"), root, "eval", 64)
+    write_manifest(root / "manifest.json", "markov", "synthetic_units", vocab,
+                   {"train": train, "eval": evals}, {"kind": "markov"})  # fmt: skip
+    return root / "manifest.json"
+
+
+@pytest.fixture(scope="session")
+def unit_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_unit_dataset(tmp_path_factory.mktemp("units"))
+
+
+def tiny_trial(manifest: Path, **train: object) -> dict:
+    """A resolved trial config for a tiny LSTM: seconds on one CPU thread."""
+    cfg = {
+        "model": {"arch": "lstm", "n_embd": 32, "hidden": 32, "n_layer": 1, "dropout": 0.1},
+        "optim": {"name": "adam", "lr": 1e-2, "betas": [0.9, 0.99]},
+        "schedule": {"name": "cosine", "warmup": 2},
+        "max_steps": 12,
+        "batch_size": 8,
+        "seq_len": 32,
+        "grad_clip": 5.0,
+        "eval_interval": 4,
+        "eval_batches": 2,
+        "ckpt_interval": 4,
+        "log_interval": 2,
+        "milestones": [4, 10],
+    }
+    cfg.update(train)
+    return {
+        "experiment": "t",
+        "run": "base",
+        "seed": 0,
+        "task": "unit_lm",
+        "data": {"dataset": "markov", "manifest": str(manifest)},
+        "train": cfg,
+    }

@@ -1,0 +1,153 @@
+"""The training loop: seeds fix everything, kills and stop signals resume bitwise."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import PYTHON, ROOT, tiny_trial
+from seqlab.io import SeqlabError, read_json
+from seqlab.train.checkpoint import load_checkpoint
+from seqlab.train.loop import Preempted, train
+
+SCRIPT = str(ROOT / "workflow" / "scripts" / "train.py")
+
+
+def quiet(_line: str) -> None:
+    pass
+
+
+def curves(trial_dir: Path) -> list[dict]:
+    """Train/eval records of log.jsonl without the wall-clock fields."""
+    out = []
+    for line in (trial_dir / "log.jsonl").read_text().splitlines():
+        e = json.loads(line)
+        if e["kind"] in ("train", "eval"):
+            e.pop("tok_s", None)
+            out.append(e)
+    return out
+
+
+def assert_same_model(a: Path, b: Path) -> None:
+    sa, sb = load_checkpoint(a / "model.pt")["model"], load_checkpoint(b / "model.pt")["model"]
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+
+
+def test_outputs_and_metrics(unit_manifest: Path, tmp_path: Path) -> None:
+    m = train(tiny_trial(unit_manifest), tmp_path, echo=quiet)
+    assert m["stop_reason"] == "max_steps" and m["steps"] == 12
+    assert set(m["eval_loss_at"]) == {"4", "10"} and set(m["train_loss_at"]) == {"4", "10"}
+    # the best checkpoint is the minimum of the real eval losses, and model.pt holds it
+    evals = {e["step"]: e["eval_loss"] for e in map(json.loads, open(tmp_path / "log.jsonl"))
+             if e["kind"] == "eval"}  # fmt: skip
+    assert m["best_eval_loss"] == min(evals.values())
+    assert m["best_step"] == min(evals, key=evals.get)
+    assert load_checkpoint(tmp_path / "model.pt")["step"] == m["best_step"]
+    assert m["best_eval_loss"] < evals[0]  # it learned something
+    assert read_json(tmp_path / "metrics.json")["params"] == m["params"] > 0
+
+
+def test_seed_fixes_init_and_data(unit_manifest: Path, tmp_path: Path) -> None:
+    train(tiny_trial(unit_manifest, max_steps=6), tmp_path / "a", echo=quiet)
+    train(tiny_trial(unit_manifest, max_steps=6), tmp_path / "b", echo=quiet)
+    other = tiny_trial(unit_manifest, max_steps=6)
+    other["seed"] = 1
+    train(other, tmp_path / "c", echo=quiet)
+    assert curves(tmp_path / "a") == curves(tmp_path / "b")
+    assert_same_model(tmp_path / "a", tmp_path / "b")
+    assert curves(tmp_path / "a") != curves(tmp_path / "c")
+
+
+def test_stop_request_then_resume_is_bitwise(unit_manifest: Path, tmp_path: Path) -> None:
+    trial = tiny_trial(unit_manifest)
+    train(trial, tmp_path / "full", echo=quiet)
+    calls = {"n": 0}
+
+    def stop_at_7() -> bool:  # asked once per step, after the step
+        calls["n"] += 1
+        return calls["n"] >= 7
+
+    with pytest.raises(Preempted):
+        train(trial, tmp_path / "cut", should_stop=stop_at_7, echo=quiet)
+    assert not (tmp_path / "cut" / "metrics.json").exists()
+    assert load_checkpoint(tmp_path / "cut" / "ckpt" / "last.pt")["trainer"]["step"] == 7
+    m = train(trial, tmp_path / "cut", echo=quiet)
+    assert m["steps"] == 12
+    assert curves(tmp_path / "full") == curves(tmp_path / "cut")
+    assert_same_model(tmp_path / "full", tmp_path / "cut")
+    full = read_json(tmp_path / "full" / "metrics.json")
+    for key in ("final_eval_loss", "best_eval_loss", "best_step", "eval_loss_at", "train_loss_at"):
+        assert m[key] == full[key], key
+
+
+def _run_script(config: Path) -> subprocess.Popen:
+    return subprocess.Popen([PYTHON, SCRIPT, str(config)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
+def test_killed_process_resumes_bitwise(unit_manifest: Path, tmp_path: Path, how: str) -> None:
+    """A real process killed mid-training (or asked to stop) and rerun ends where an
+    uninterrupted one does."""
+    trial = tiny_trial(unit_manifest, max_steps=40, ckpt_interval=5, eval_interval=10)
+    for name in ("full", "cut"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps(trial))
+    assert _run_script(tmp_path / "full" / "config.json").wait(timeout=120) == 0
+
+    proc = _run_script(tmp_path / "cut" / "config.json")
+    ckpt = tmp_path / "cut" / "ckpt" / "last.pt"
+    deadline = time.time() + 60
+    while not ckpt.exists() and time.time() < deadline:
+        time.sleep(0.02)
+    assert ckpt.exists(), "no checkpoint was written"
+    proc.send_signal(getattr(signal, how))
+    rc = proc.wait(timeout=60)
+    if rc == 0:
+        pytest.skip("the trial finished before the signal arrived (machine too fast)")
+    assert rc == (75 if how == "SIGTERM" else -9), proc.stdout.read()
+    assert not (tmp_path / "cut" / "metrics.json").exists()
+
+    rerun = _run_script(tmp_path / "cut" / "config.json")
+    out, _ = rerun.communicate(timeout=120)
+    assert rerun.returncode == 0, out
+    assert "event resume" in out
+    assert curves(tmp_path / "full") == curves(tmp_path / "cut")
+    assert_same_model(tmp_path / "full", tmp_path / "cut")
+
+
+def test_early_stopping(unit_manifest: Path, tmp_path: Path) -> None:
+    m = train(tiny_trial(unit_manifest, max_steps=200, eval_interval=1, patience=2,
+                         optim={"name": "sgd", "lr": 1e-9}), tmp_path, echo=quiet)  # fmt: skip
+    assert m["stop_reason"] == "early_stop" and m["steps"] < 200
+
+
+def test_unknown_key_is_one_clear_error(unit_manifest: Path, tmp_path: Path) -> None:
+    with pytest.raises(SeqlabError, match=r"train\.max_step: unknown training key"):
+        train(tiny_trial(unit_manifest, max_step=3), tmp_path, echo=quiet)
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_guard_skips_nonfinite_and_cuts_lr(unit_manifest: Path, tmp_path: Path) -> None:
+    """An absurd LR in pure fp16 overflows: the guard skips those updates and cuts the LR
+    instead of writing NaNs into the weights; without the guard the trial is 'diverged'."""
+    kw = dict(precision="fp16_naive", optim={"name": "sgd", "lr": 1e4}, grad_clip=0.0,
+              max_steps=30, guard={"max_skips": 2, "lr_cut": 0.1, "max_cuts": 5})  # fmt: skip
+    m = train(tiny_trial(unit_manifest, **kw), tmp_path / "guarded", echo=quiet)
+    if m["stop_reason"] == "unsupported":
+        pytest.skip(m["skip_reason"])
+    log = [json.loads(x) for x in open(tmp_path / "guarded" / "log.jsonl")]
+    events = [e["event"] for e in log if e["kind"] == "event"]
+    assert m["n_skipped"] > 0 and "skip_update" in events
+    assert m["n_lr_cuts"] > 0 and "lr_cut" in events
+    kw["guard"] = {"enabled": False}
+    m2 = train(tiny_trial(unit_manifest, **kw), tmp_path / "unguarded", echo=quiet)
+    assert m2["stop_reason"] == "diverged"

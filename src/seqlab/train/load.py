@@ -1,0 +1,61 @@
+"""Load trained models back from the results tree (the seeds' `load_latest_model`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from seqlab.io import SeqlabError, read_json
+from seqlab.models import build_model
+from seqlab.train.checkpoint import load_checkpoint
+
+
+def _trial_dirs(results: Path, experiment: str, run: str | None, seed: int | None) -> list[Path]:
+    runs = results / experiment / "runs"
+    if not runs.is_dir():
+        raise SeqlabError(f"{runs}: no trained runs for experiment {experiment!r}")
+    pattern = f"{run or '*'}/seed{'*' if seed is None else seed}"
+    return sorted(p for p in runs.glob(pattern) if (p / "config.json").exists())
+
+
+def load_latest_model(
+    experiment: str,
+    run: str | None = None,
+    seed: int | None = None,
+    checkpoint: str | None = None,
+    results: str | Path = "results",
+    which: str = "latest",
+    map_location: str | torch.device = "cpu",
+) -> tuple[torch.nn.Module, dict[str, Any], Path]:
+    """Return `(model, config, path)` for a trained trial, the model in eval mode.
+
+    run/seed None: among the matching trials take the most recently trained one
+    (`which="latest"`) or the experiment's best run and seed from final.json (`which="best"`).
+    checkpoint None: model.pt (the best checkpoint by the eval metric); "best" / "last":
+    the resumable ckpt/best.pt or ckpt/last.pt of a trial that may still be running.
+    """
+    results = Path(results)
+    if which == "best" and run is None:
+        final = read_json(results / experiment / "final.json")
+        run, seed = final["best_run"], final["best_seed"] if seed is None else seed
+    names = {None: "model.pt", "best": "ckpt/best.pt", "last": "ckpt/last.pt"}
+    if checkpoint not in names:
+        raise SeqlabError(f"checkpoint={checkpoint!r}: use None (model.pt), 'best' or 'last'")
+    candidates = [d / names[checkpoint] for d in _trial_dirs(results, experiment, run, seed)]
+    candidates = [p for p in candidates if p.exists()]
+    if not candidates:
+        raise SeqlabError(
+            f"no {names[checkpoint]} for experiment={experiment!r} run={run!r} seed={seed!r} "
+            f"under {results}; train it first (snakemake results/{experiment}/final.json)"
+        )
+    path = max(candidates, key=lambda p: p.stat().st_mtime_ns)
+    trial_dir = path.parent if checkpoint is None else path.parent.parent
+    config = read_json(trial_dir / "config.json")
+    ck = load_checkpoint(path, map_location=map_location)
+    manifest = read_json(config["data"]["manifest"]) if "vocab_size" not in ck else None
+    vocab = ck["vocab_size"] if manifest is None else manifest["n_tokens"]
+    model = build_model(config["train"]["model"], vocab)
+    model.load_state_dict(ck["model"])
+    return model.to(map_location).eval(), config, path

@@ -1,0 +1,43 @@
+"""load_latest_model finds trained trials and gives back the exact weights."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import tiny_trial
+from seqlab.io import SeqlabError, write_json
+from seqlab.train.checkpoint import load_checkpoint
+from seqlab.train.load import load_latest_model
+from seqlab.train.loop import train
+
+
+def test_load_latest_and_by_seed(unit_manifest: Path, tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    dirs = {}
+    for seed in (0, 1):
+        trial = tiny_trial(unit_manifest, max_steps=4)
+        trial["seed"] = seed
+        d = results / "t" / "runs" / "base" / f"seed{seed}"
+        write_json(d / "config.json", trial)
+        train(trial, d, echo=lambda _: None)
+        dirs[seed] = d
+    os.utime(dirs[0] / "model.pt", ns=(1, 1))  # seed 1 is now the newest
+
+    model, config, path = load_latest_model("t", results=results)
+    assert path == dirs[1] / "model.pt" and config["seed"] == 1
+    want = load_checkpoint(dirs[1] / "model.pt")["model"]
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, want[k])
+    assert not model.training
+
+    _, config0, path0 = load_latest_model("t", seed=0, results=results)
+    assert config0["seed"] == 0 and path0 == dirs[0] / "model.pt"
+    _, _, last = load_latest_model("t", seed=0, checkpoint="last", results=results)
+    assert last == dirs[0] / "ckpt" / "last.pt"
+
+    with pytest.raises(SeqlabError, match="no model.pt"):
+        load_latest_model("t", run="nope", results=results)

@@ -9,7 +9,11 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# A --configfile replaces the default config instead of being merged into it (Snakemake
+# merges by default, which would add the demo experiments to every cluster config).
+if not workflow.config_settings.configfiles:
+
+    configfile: "config/config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
@@ -19,6 +23,15 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    exp="|".join(EXPERIMENTS) or "NONE",
+    dataset="|".join(DATASETS) or "NONE",
+    run=r"[A-Za-z0-9._+~-]+",
+    seed=r"\d+",
+
+
 include: "workflow/rules/data.smk"
 include: "workflow/rules/checks.smk"
 include: "workflow/rules/train.smk"

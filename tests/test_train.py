@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import PYTHON, ROOT, tiny_trial
+
 from seqlab.io import SeqlabError, read_json
 from seqlab.train.checkpoint import load_checkpoint
 from seqlab.train.loop import Preempted, train

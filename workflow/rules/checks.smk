@@ -7,10 +7,13 @@ rule check_data:
         "results/data/{dataset}/manifest.json",
     output:
         "results/data/{dataset}/checks.json",
-    params:
-        cfg=lambda w: as_json(DATASETS[w.dataset].get("checks", {})),
     log:
         "results/logs/data/{dataset}.checks.log",
+    conda:
+        "../envs/seqlab.yaml"
+    params:
+        py=PY,
+        cfg=lambda w: as_json(DATASETS[w.dataset].get("checks", {})),
     shell:
-        "{PY}/check_data.py {input} {output} "
+        "{params.py}/check_data.py {input} {output} "
         "--params {params.cfg:q} > {log} 2>&1"

@@ -6,7 +6,6 @@ import sys
 
 from seqlab.grid import expand_runs, resolve_trial
 
-
 EXPERIMENTS = config["experiments"]
 DATASETS = config["datasets"]
 
@@ -22,19 +21,12 @@ for _name, _exp in EXPERIMENTS.items():
 # Scripts run with the interpreter that runs Snakemake (the project's venv) from any cwd.
 PY = f"{sys.executable} {workflow.basedir}/workflow/scripts"
 
-TRIAL = "results/{exp}/runs/{run}/seed{seed}"
-
-
-wildcard_constraints:
-    exp="|".join(EXPERIMENTS) or "NONE",
-    dataset="|".join(DATASETS) or "NONE",
-    run=r"[A-Za-z0-9._+~-]+",
-    seed=r"\d+",
-
 
 def trials(exp):
     """(run, seed) of every trial of an experiment."""
-    return [(run, seed) for run in RUNS[exp] for seed in EXPERIMENTS[exp].get("seeds", [0])]
+    return [
+        (run, seed) for run in RUNS[exp] for seed in EXPERIMENTS[exp].get("seeds", [0])
+    ]
 
 
 def trial_files(exp, name):
@@ -63,8 +55,12 @@ def trial_json(wildcards):
 
 
 def resource(key, default):
-    """A train-rule resource from the experiment's `resources:` block (SLURM profile maps it)."""
-    return lambda wildcards: EXPERIMENTS[wildcards.exp].get("resources", {}).get(key, default)
+    """A training resource from the experiment's `resources:` block (SLURM profile maps it)."""
+    return (
+        lambda wildcards: EXPERIMENTS[wildcards.exp]
+        .get("resources", {})
+        .get(key, default)
+    )
 
 
 def train_threads(wildcards):
@@ -81,5 +77,9 @@ COMPARE = config.get("compare", {})
 def compare_inputs(wildcards):
     """final.json of each experiment (summary.csv for the optimizer pairing)."""
     spec = COMPARE[wildcards.name]
-    name = "final.json" if spec.get("kind", "experiments") == "experiments" else "summary.csv"
+    name = (
+        "final.json"
+        if spec.get("kind", "experiments") == "experiments"
+        else "summary.csv"
+    )
     return [f"results/{e}/{name}" for e in spec["experiments"]]

@@ -5,11 +5,14 @@
 rule prepare_data:
     output:
         "results/data/{dataset}/manifest.json",
-    params:
-        cfg=lambda w: as_json(DATASETS[w.dataset]),
-        out=lambda w: f"results/data/{w.dataset}",
     log:
         "results/logs/data/{dataset}.prepare.log",
+    conda:
+        "../envs/seqlab.yaml"
+    params:
+        py=PY,
+        cfg=lambda w: as_json(DATASETS[w.dataset]),
+        out=lambda w: f"results/data/{w.dataset}",
     shell:
-        "{PY}/prepare_data.py --name {wildcards.dataset} "
+        "{params.py}/prepare_data.py --name {wildcards.dataset} "
         "--params {params.cfg:q} --out {params.out} > {log} 2>&1"

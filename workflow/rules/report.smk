@@ -32,14 +32,17 @@ rule summarize:
             category="{exp}",
             labels={"plot": "best eval loss"},
         ),
+    log:
+        "results/logs/{exp}/summarize.log",
+    conda:
+        "../envs/seqlab.yaml"
     params:
+        py=PY,
         trials=lambda w: [f"results/{w.exp}/runs/{r}/seed{s}" for r, s in trials(w.exp)],
         plateau=lambda w: as_json(EXPERIMENTS[w.exp].get("plateau", {})),
         base=lambda w: as_json(EXPERIMENTS[w.exp]["train"]),
-    log:
-        "results/logs/{exp}/summarize.log",
     shell:
-        "{PY}/summarize.py --out results/{wildcards.exp} --checks {input.checks} "
+        "{params.py}/summarize.py --out results/{wildcards.exp} --checks {input.checks} "
         "--plateau {params.plateau:q} --base-train {params.base:q} {params.trials} "
         "> {log} 2>&1"
 
@@ -54,12 +57,15 @@ rule compare:
             category="comparisons",
             labels={"table": "{name}"},
         ),
-    params:
-        spec=lambda w: as_json(COMPARE[w.name]),
     log:
         "results/logs/compare/{name}.log",
+    conda:
+        "../envs/seqlab.yaml"
+    params:
+        py=PY,
+        spec=lambda w: as_json(COMPARE[w.name]),
     shell:
-        "{PY}/compare.py {wildcards.name} {params.spec:q} {output} > {log} 2>&1"
+        "{params.py}/compare.py {wildcards.name} {params.spec:q} {output} > {log} 2>&1"
 
 
 rule report:
@@ -68,10 +74,13 @@ rule report:
         compare=expand("results/compare/{name}.csv", name=COMPARE),
     output:
         "results/report.html",
-    params:
-        exps=list(EXPERIMENTS),
     log:
         "results/logs/report.log",
+    conda:
+        "../envs/seqlab.yaml"
+    params:
+        py=PY,
+        exps=list(EXPERIMENTS),
     shell:
-        "{PY}/report.py --experiments {params.exps} --compare {input.compare} "
+        "{params.py}/report.py --experiments {params.exps} --compare {input.compare} "
         "--out {output} > {log} 2>&1"

@@ -4,31 +4,38 @@
 
 rule trial_config:
     output:
-        TRIAL + "/config.json",
-    params:
-        trial=trial_json,
+        "results/{exp}/runs/{run}/seed{seed}/config.json",
     log:
         "results/logs/{exp}/{run}/seed{seed}.config.log",
+    conda:
+        "../envs/seqlab.yaml"
+    params:
+        py=PY,
+        trial=trial_json,
     shell:
-        "{PY}/write_json.py {output} {params.trial:q} > {log} 2>&1"
+        "{params.py}/write_json.py {output} {params.trial:q} > {log} 2>&1"
 
 
 rule train:
     input:
-        config=TRIAL + "/config.json",
+        config="results/{exp}/runs/{run}/seed{seed}/config.json",
         manifest=lambda w: f"{data_dir(w)}/manifest.json",
         checks=lambda w: f"{data_dir(w)}/checks.json",
     output:
-        metrics=TRIAL + "/metrics.json",
-        log=TRIAL + "/log.jsonl",
-        model=TRIAL + "/model.pt",
+        metrics="results/{exp}/runs/{run}/seed{seed}/metrics.json",
+        log="results/{exp}/runs/{run}/seed{seed}/log.jsonl",
+        model="results/{exp}/runs/{run}/seed{seed}/model.pt",
     log:
-        TRIAL + "/train.log",
+        "results/{exp}/runs/{run}/seed{seed}/train.log",
+    conda:
+        "../envs/seqlab.yaml"
     threads: train_threads
     resources:
         gpu=resource("gpu", 0),
         cpus_per_task=resource("cpus_per_task", 1),
         mem_mb=resource("mem_mb", 4000),
         runtime=resource("runtime", 60),
+    params:
+        py=PY,
     shell:
-        "{PY}/train.py {input.config} > {log} 2>&1"
+        "{params.py}/train.py {input.config} > {log} 2>&1"

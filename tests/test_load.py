@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import tiny_trial
+
 from seqlab.io import SeqlabError, write_json
 from seqlab.train.checkpoint import load_checkpoint
 from seqlab.train.load import load_latest_model

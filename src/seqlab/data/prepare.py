@@ -1,0 +1,63 @@
+"""Prepare a dataset directory (shards + manifest.json) from its config block, all or nothing.
+
+The builder writes into a temp directory beside `out_dir`; only when it succeeded are its
+entries renamed into `out_dir`, manifest.json last. A failed or killed prepare therefore never
+leaves a half-built dataset that a later rule could mistake for a finished one, and files that
+are not the builder's (a rule's log inside `out_dir`) survive a rebuild.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from seqlab.data.ingest import ingest_units_shards, ingest_units_text
+from seqlab.data.synthetic_units import build_synthetic_units
+from seqlab.io import SeqlabError
+
+Builder = Callable[[str, dict[str, Any], Path], dict]
+BUILDERS: dict[str, Builder] = {
+    "synthetic_units": build_synthetic_units,
+    "units_text": ingest_units_text,
+    "units_shards": ingest_units_shards,
+}
+
+
+def prepare_dataset(name: str, cfg: dict[str, Any], out_dir: str | Path) -> dict:
+    """Build dataset `name` from its config block (`kind` + params) into `out_dir`."""
+    kind = cfg.get("kind")
+    if kind not in BUILDERS:
+        raise SeqlabError(
+            f"dataset {name!r}: unknown kind {kind!r}; known kinds: {', '.join(BUILDERS)}"
+        )
+    params = {k: v for k, v in cfg.items() if k != "kind"}
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
+    try:
+        manifest = BUILDERS[kind](name, params, tmp)
+        _commit(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return manifest
+
+
+def _commit(tmp: Path, out_dir: Path) -> None:
+    """Move the built entries into `out_dir`, manifest.json last (it marks a finished dataset).
+
+    The old manifest goes first, so an interruption leaves no manifest rather than a stale one;
+    other files in `out_dir` (a rule's log, checks.json) are left alone.
+    """
+    out_dir.mkdir(exist_ok=True)
+    (out_dir / "manifest.json").unlink(missing_ok=True)
+    for entry in sorted(tmp.iterdir(), key=lambda e: e.name == "manifest.json"):
+        dst = out_dir / entry.name
+        if dst.is_dir() and not dst.is_symlink():
+            shutil.rmtree(dst)
+        elif dst.exists() or dst.is_symlink():
+            dst.unlink()
+        os.replace(entry, dst)

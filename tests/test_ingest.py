@@ -1,0 +1,165 @@
+"""Ingest of real units: ZeroSpeech/GSLM text formats and existing WebDataset shards."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from seqlab.data.ingest import (
+    ingest_units_shards,
+    ingest_units_text,
+    read_units_text,
+    write_units_text,
+)
+from seqlab.data.prepare import prepare_dataset
+from seqlab.data.shards import Manifest, Utterance, write_shards
+from seqlab.io import SeqlabError
+
+
+def items(n: int, seed: int = 0, prefix: str = "utt") -> list[tuple[str, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    return [(f"{prefix}{i:04d}", rng.integers(0, 256, rng.integers(1, 60))) for i in range(n)]
+
+
+def by_name(m: Manifest, split: str) -> dict[str, np.ndarray]:
+    return {u.meta["name"]: u.units for u in m.iter_split(split)}
+
+
+@pytest.mark.parametrize("fmt", ["tab", "space"])
+def test_text_round_trip(tmp_path: Path, fmt: str) -> None:
+    train, evals = items(50), items(10, seed=1, prefix="dev")
+    write_units_text(tmp_path / "train.txt", train, fmt)
+    write_units_text(tmp_path / "eval.txt", evals, fmt)
+    line = (tmp_path / "train.txt").read_text().splitlines()[0]
+    assert re.fullmatch(r"utt0000\t\d+(,\d+)*" if fmt == "tab" else r"utt0000( \d+)+", line)
+    params = {"train": str(tmp_path / "train.txt"), "eval": str(tmp_path / "eval.txt"),
+              "shard_size": 16, "speaker_regex": r"^([a-z]+)"}  # fmt: skip
+    m = ingest_units_text("real", params, tmp_path / "ds")
+    man = Manifest(tmp_path / "ds" / "manifest.json")
+    assert (
+        m["kind"] == "units_text"
+        and m["vocab_size"] == 256
+        and len(m["splits"]["train"]["shards"]) == 4
+    )
+    for split, expected in (("train", train), ("eval", evals)):
+        got = by_name(man, split)
+        assert list(got) == [n for n, _ in expected]
+        for name, units in expected:
+            assert got[name].dtype == np.uint16 and np.array_equal(got[name], units)
+    u = next(man.iter_split("eval"))
+    assert u.meta["speaker"] == "dev" and u.meta["duration"] == pytest.approx(len(u.units) / 50)
+
+
+def test_formats_detected_per_line(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.txt"
+    path.write_text("a\t1,2,3\n\n  b 4 5 6  \nc|7 8\nd.wav\t9\n")
+    got = read_units_text(path)
+    assert [n for n, _ in got] == ["a", "b", "c", "d.wav"]
+    assert [u.tolist() for _, u in got] == [[1, 2, 3], [4, 5, 6], [7, 8], [9]]
+    # a name with a dot or slash still gets a valid WebDataset key; the name stays in meta
+    write_units_text(tmp_path / "e.txt", [("x/y.flac", [1, 2])])
+    ingest_units_text("m", {"train": str(path), "eval": str(tmp_path / "e.txt")}, tmp_path / "ds")
+    (u,) = Manifest(tmp_path / "ds" / "manifest.json").iter_split("eval")
+    assert u.key == "x_y_flac" and u.meta["name"] == "x/y.flac"
+
+
+@pytest.mark.parametrize(
+    "text, vocab, message",
+    [
+        ("a\t1,2\nb\t1,x,3\n", 256, r"bad\.txt:2: unit 'x' of 'b' is not a non-negative integer"),
+        ("a 1 2\nb 1 -3\n", 256, r"bad\.txt:2: unit '-3'"),
+        ("a 1 2\n\nb 1 300\n", 256, r"bad\.txt:3: unit 300 of 'b' is out of range 0\.\.255"),
+        ("a 1 2\nb 5\n", 5, r"bad\.txt:2: unit 5 of 'b' is out of range 0\.\.4; set vocab_size"),
+        ("a 1 2\nb 3\na 4\n", 256, r"bad\.txt:3: duplicate name 'a' \(first at line 1\)"),
+        ("a 1 2\nb\n", 256, r"bad\.txt:2: 'b' has no units"),
+        ("\n\n", 256, r"bad\.txt: no utterances"),
+    ],
+)
+def test_text_errors(tmp_path: Path, text: str, vocab: int, message: str) -> None:
+    (tmp_path / "bad.txt").write_text(text)
+    with pytest.raises(SeqlabError, match=message) as e:
+        ingest_units_text("x", {"train": str(tmp_path / "bad.txt"), "vocab_size": vocab},
+                          tmp_path / "ds")  # fmt: skip
+    assert "\n" not in str(e.value)
+
+
+def test_eval_fraction_split_is_stable(tmp_path: Path) -> None:
+    data = items(200)
+    write_units_text(tmp_path / "a.txt", data)
+    write_units_text(tmp_path / "b.txt", data[::-1], "space")  # same items, other order/format
+    params = {"eval_fraction": 0.1, "split_seed": 3}
+    ingest_units_text("a", {**params, "train": str(tmp_path / "a.txt")}, tmp_path / "a")
+    ingest_units_text("b", {**params, "train": str(tmp_path / "b.txt")}, tmp_path / "b")
+    ma, mb = (Manifest(tmp_path / d / "manifest.json") for d in "ab")
+    eval_a, train_a = set(by_name(ma, "eval")), set(by_name(ma, "train"))
+    assert len(eval_a) == 20 and len(train_a) == 180 and not eval_a & train_a
+    assert set(by_name(mb, "eval")) == eval_a
+    ingest_units_text("c", {"train": str(tmp_path / "a.txt"), "eval_fraction": 0.1}, tmp_path / "c")
+    assert set(by_name(Manifest(tmp_path / "c" / "manifest.json"), "eval")) != eval_a
+
+
+def test_train_eval_overlap_and_params_errors(tmp_path: Path) -> None:
+    write_units_text(tmp_path / "t.txt", items(5))
+    write_units_text(tmp_path / "e.txt", items(2))
+    with pytest.raises(SeqlabError, match=r"2 names also in .*t\.txt"):
+        ingest_units_text("x", {"train": str(tmp_path / "t.txt"), "eval": str(tmp_path / "e.txt")},
+                          tmp_path / "ds")  # fmt: skip
+    with pytest.raises(SeqlabError, match=r"unknown parameter 'path'; valid: train, eval"):
+        ingest_units_text("x", {"path": "t.txt"}, tmp_path / "ds")
+    with pytest.raises(SeqlabError, match="units file not found"):
+        ingest_units_text("x", {"train": str(tmp_path / "missing.txt")}, tmp_path / "ds")
+
+
+def write_src_shards(root: Path, prefix: str, utts: list[Utterance]) -> None:
+    write_shards(utts, root, prefix, shard_size=7, subdir=".")
+
+
+def utts(n: int, seed: int, prefix: str) -> list[Utterance]:
+    return [Utterance(f"{prefix}{i}", u.astype(np.uint16), {"speaker": "s", "duration": 1.0,
+                                                         "source": "real"})
+            for i, (_, u) in enumerate(items(n, seed))]  # fmt: skip
+
+
+@pytest.mark.parametrize("mode", ["copy", "symlink"])
+def test_shards_ingest(tmp_path: Path, mode: str) -> None:
+    src = tmp_path / "src"
+    train, evals = utts(20, 0, "tr"), utts(5, 1, "ev")
+    write_src_shards(src, "train", train)
+    write_src_shards(src, "eval", evals)
+    cfg = {"kind": "units_shards", "train": str(src / "train-*.tar"),
+           "eval": [str(src / "eval-000000.tar")], "mode": mode}  # fmt: skip
+    m = prepare_dataset("sh", cfg, tmp_path / "ds")
+    man = Manifest(tmp_path / "ds" / "manifest.json")
+    assert m["kind"] == "units_shards" and len(m["splits"]["train"]["shards"]) == 3
+    assert m["splits"]["train"]["n_samples"] == 20 and m["splits"]["eval"]["n_samples"] == 5
+    got = list(man.iter_split("train"))
+    assert [u.key for u in got] == [u.key for u in train]
+    assert all(np.array_equal(a.units, b.units) for a, b in zip(got, train, strict=True))
+    assert m["splits"]["train"]["n_units"] == sum(len(u.units) for u in train)
+    assert man.shard_paths("train")[0].is_symlink() == (mode == "symlink")
+
+
+def test_shards_ingest_errors(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    write_src_shards(src, "eval", utts(3, 1, "ev"))
+    bad = utts(3, 0, "tr")
+    bad[1].units[0] = 300
+    write_src_shards(src, "train", bad)
+    params = {"train": str(src / "train-*.tar"), "eval": str(src / "eval-*.tar")}
+    with pytest.raises(
+        SeqlabError, match=r"train-000000\.tar: sample 'tr1': unit 300 out of range"
+    ):
+        ingest_units_shards("x", params, tmp_path / "a")
+    with pytest.raises(SeqlabError, match="no shard matches"):
+        ingest_units_shards("x", {**params, "train": str(src / "nope-*.tar")}, tmp_path / "b")
+    write_src_shards(src / "dup", "train", utts(3, 0, "ev"))  # keys clash with eval's
+    with pytest.raises(SeqlabError, match=r"sample 'ev0': key also in"):
+        ingest_units_shards("x", {**params, "train": str(src / "dup" / "*.tar")}, tmp_path / "c")
+    (src / "junk.tar").write_bytes(b"not a tar at all" * 100)
+    with pytest.raises(SeqlabError, match=r"junk\.tar"):
+        prepare_dataset("x", {"kind": "units_shards", **params, "train": str(src / "junk.tar")},
+                        tmp_path / "d")  # fmt: skip
+    assert not (tmp_path / "d").exists()

@@ -1,0 +1,139 @@
+"""Real `snakemake` processes on a tiny config: the DAG, its targets and incremental reruns."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import PYTHON, ROOT
+
+TINY_TRAIN = {
+    "model": {"arch": "lstm", "n_embd": 16, "hidden": 16, "n_layer": 1, "dropout": 0.0},
+    "optim": {"name": "adam", "lr": 0.01, "betas": [0.9, 0.99]},
+    "schedule": {"name": "constant"},
+    "max_steps": 6,
+    "batch_size": 4,
+    "seq_len": 32,
+    "grad_clip": 5.0,
+    "eval_interval": 3,
+    "eval_batches": 2,
+    "ckpt_interval": 3,
+    "log_interval": 2,
+    "milestones": [3],
+}
+
+
+def tiny_config() -> dict:
+    gpt = dict(TINY_TRAIN, model={"arch": "gpt2", "n_embd": 16, "n_layer": 1, "n_head": 2,
+                                  "block_size": 32})  # fmt: skip
+    return {
+        "datasets": {
+            "tiny": {
+                "kind": "synthetic_units",
+                "seed": 3,
+                "lexicon_size": 200,
+                "n_train_utterances": 120,
+                "n_eval_utterances": 20,
+            }
+        },
+        "experiments": {
+            "a": {
+                "dataset": "tiny",
+                "seeds": [0, 1],
+                "train": TINY_TRAIN,
+                "plateau": {"milestone": 3},
+            },  # fmt: skip
+            "b": {
+                "dataset": "tiny",
+                "seeds": [0],
+                "train": gpt,
+                "grid": {"optim.lr": [0.01, 0.003]},
+                "plateau": {"milestone": 3},
+            },  # fmt: skip
+        },
+        "compare": {"a_vs_b": {"kind": "experiments", "experiments": ["a", "b"]}},
+    }
+
+
+def snakemake(work: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [PYTHON, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(work),
+           "--configfile", str(work / "config.yaml"), "--cores", "2", *args]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def write_config(work: Path, cfg: dict) -> None:
+    (work / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+def mtimes(work: Path) -> dict[str, int]:
+    return {
+        str(p.relative_to(work)): p.stat().st_mtime_ns
+        for p in (work / "results").glob("*/runs/*/seed*/metrics.json")
+    }
+
+
+def nothing_to_do(work: Path) -> bool:
+    out = snakemake(work, "-n", "all")
+    return "Nothing to be done" in out.stdout + out.stderr
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One full run of the tiny config (shared by the tests below, which run in order)."""
+    work = tmp_path_factory.mktemp("pipeline")
+    write_config(work, tiny_config())
+    snakemake(work, "all")
+    return work
+
+
+def test_full_run_outputs(work: Path) -> None:
+    res = work / "results"
+    final = json.loads((res / "a" / "final.json").read_text())
+    assert set(final["runs"]) == {"base"} and final["runs"]["base"]["n_seeds"] == 2
+    checks = json.loads((res / "data" / "tiny" / "checks.json").read_text())
+    assert final["plateau"]["baseline_nats"] == pytest.approx(checks["unigram_entropy_nats"])
+    final_b = json.loads((res / "b" / "final.json").read_text())
+    assert set(final_b["runs"]) == {"optim.lr~0.01", "optim.lr~0.003"}
+    assert (res / "a" / "runs" / "base" / "seed1" / "model.pt").exists()
+    assert (res / "b" / "summary.csv").read_text().count("\n") == 3  # header + 2 trials
+    assert (res / "compare" / "a_vs_b.csv").exists()
+    html = (res / "report.html").read_text()
+    assert 'id="exp-a"' in html and 'id="exp-b"' in html and "<svg" in html
+    trial = json.loads((res / "a" / "runs" / "base" / "seed0" / "config.json").read_text())
+    assert trial["train"]["optim"]["lr"] == 0.01 and trial["seed"] == 0
+
+
+def test_second_run_has_nothing_to_do(work: Path) -> None:
+    assert nothing_to_do(work)
+
+
+def test_changing_one_experiment_retrains_only_its_trials(work: Path) -> None:
+    before = mtimes(work)
+    cfg = tiny_config()
+    cfg["experiments"]["a"]["train"] = dict(TINY_TRAIN, optim={**TINY_TRAIN["optim"], "lr": 0.02})
+    write_config(work, cfg)
+    snakemake(work, "all")
+    after = mtimes(work)
+    changed = {k for k in before if after[k] != before[k]}
+    assert changed == {k for k in before if k.startswith("results/a/")}
+    assert len(changed) == 2
+    trial = json.loads((work / "results/a/runs/base/seed0/config.json").read_text())
+    assert trial["train"]["optim"]["lr"] == 0.02
+    assert nothing_to_do(work)
+
+
+def test_bad_override_key_fails_before_any_job(tmp_path: Path) -> None:
+    cfg = tiny_config()
+    cfg["experiments"]["b"]["grid"] = {"optim.lrr": [0.1]}
+    write_config(tmp_path, cfg)
+    proc = snakemake(tmp_path, "-n", "all", check=False)
+    assert proc.returncode != 0
+    out = proc.stderr + proc.stdout
+    assert "experiments.b.grid: override 'optim.lrr': no such key in the base config" in out
+    assert not (tmp_path / "results").exists()

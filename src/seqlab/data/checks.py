@@ -10,6 +10,7 @@ learned unit frequencies.
 from __future__ import annotations
 
 import hashlib
+import importlib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import numpy as np
 
 from seqlab.data.shards import Manifest, Utterance, iter_shard
 from seqlab.data.units import token_stream
-from seqlab.io import SeqlabError, write_json
+from seqlab.io import SeqlabError, read_json, write_json
 
 
 @dataclass
@@ -403,13 +404,28 @@ def run_unit_checks(manifest_path: str | Path, params: dict[str, Any] | None = N
     }
 
 
+#: manifest "kind" -> "module:function(manifest_path, params) -> checks dict" for data formats
+#: other than unit shards (which run_unit_checks handles). Each returns the same layout:
+#: passed, failures (one-line messages), checks {name: {passed, detail}}, params.
+CHECKERS: dict[str, str] = {}
+
+
+def run_checks(manifest_path: str | Path, params: dict[str, Any] | None = None) -> dict:
+    """The checks of a dataset, chosen by its manifest's kind."""
+    kind = read_json(manifest_path).get("kind")
+    if kind not in CHECKERS:
+        return run_unit_checks(manifest_path, params)
+    module, func = CHECKERS[kind].split(":")
+    return getattr(importlib.import_module(module), func)(manifest_path, params)
+
+
 def check_and_write(
     manifest_path: str | Path, out_path: str | Path, params: dict[str, Any] | None = None
 ) -> dict:
     """Write checks.json (atomically) when every check passes; else raise a one-line error."""
     out_path = Path(out_path)
     out_path.unlink(missing_ok=True)  # a stale pass must not survive a failing rerun
-    report = run_unit_checks(manifest_path, params)
+    report = run_checks(manifest_path, params)
     fails = report["failures"]
     if fails:
         more = ""

@@ -8,6 +8,7 @@ best checkpoint (lower is better).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import math
 from pathlib import Path
 from typing import Any, Protocol
@@ -92,11 +93,16 @@ class UnitLMTask:
         }
 
 
-TASKS = {"unit_lm": UnitLMTask}
+#: task name -> "module:Class"; a class takes (data, cfg, seed, device). Imported on use, so a
+#: trial pays only for its own task.
+TASKS: dict[str, str] = {"unit_lm": "seqlab.train.tasks:UnitLMTask"}
 
 
 def build_task(trial: dict[str, Any], cfg: TrainConfig, device: torch.device) -> Task:
     name = trial.get("task", "unit_lm")
     if name not in TASKS:
         raise SeqlabError(f"task {name!r} is not available; known: {sorted(TASKS)}")
-    return TASKS[name](trial["data"], cfg, int(trial["seed"]), device)
+    module, cls = TASKS[name].split(":")
+    return getattr(importlib.import_module(module), cls)(
+        trial["data"], cfg, int(trial["seed"]), device
+    )

@@ -35,6 +35,7 @@ wildcard_constraints:
 include: "workflow/rules/data.smk"
 include: "workflow/rules/checks.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/eval.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -83,3 +83,13 @@ def compare_inputs(wildcards):
         else "summary.csv"
     )
     return [f"results/{e}/{name}" for e in spec["experiments"]]
+
+
+#: experiment -> extra per-trial files its summary needs (evaluations), by file name.
+#: Evaluations register a function (exp name, exp config) -> list of file names here.
+EVAL_OUTPUTS = []
+
+
+def trial_eval_files(exp):
+    names = [n for f in EVAL_OUTPUTS for n in f(exp, EXPERIMENTS[exp])]
+    return [p for n in names for p in trial_files(exp, n)]

@@ -4,6 +4,7 @@
 rule summarize:
     input:
         trials=lambda w: trial_files(w.exp, "metrics.json"),
+        evals=lambda w: trial_eval_files(w.exp),
         checks=lambda w: f"{data_dir(w)}/checks.json",
     output:
         final="results/{exp}/final.json",

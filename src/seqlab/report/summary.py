@@ -117,6 +117,21 @@ def _metric_columns_of(metrics: Mapping[str, Any]) -> dict[str, Any]:
     return row
 
 
+#: per-trial evaluation files (written by the eval rules beside metrics.json) and the column
+#: prefix of their flattened scalars: swuggy.json -> swuggy.lexical_all, per.json -> per.per ...
+EVAL_FILES: dict[str, str] = {"swuggy.json": "swuggy.", "per.json": "per."}
+
+
+def _eval_columns(trial_dir: Path) -> dict[str, Any]:
+    """Scalars of the evaluation files present in the trial directory."""
+    row: dict[str, Any] = {}
+    for name, prefix in EVAL_FILES.items():
+        if (trial_dir / name).exists():
+            flat = flatten(read_json(trial_dir / name), prefix)
+            row.update({k: v for k, v in flat.items() if isinstance(v, int | float | str | None)})
+    return row
+
+
 def load_trials(trial_dirs: Iterable[str | Path]) -> pd.DataFrame:
     """One row per trial directory (see the module docstring for the columns)."""
     rows = []
@@ -129,6 +144,7 @@ def load_trials(trial_dirs: Iterable[str | Path]) -> pd.DataFrame:
         row.update(overrides)
         row["overrides"] = json.dumps(overrides, sort_keys=True)
         row.update(_metric_columns_of(metrics))
+        row.update(_eval_columns(trial_dir))
         row.update(_log_columns(read_log(trial_dir)))
         row.update({f"cfg.{k}": v for k, v in flatten(config.get("train") or {}).items()})
         row["trial_dir"] = str(trial_dir)

@@ -43,6 +43,8 @@ def main() -> None:
     except Preempted as e:
         print(f"preempted: {e}", flush=True)
         sys.exit(EXIT_PREEMPTED)
+    if "rank" in metrics:  # a DDP rank other than 0: rank 0 reports and writes
+        return
     print(
         f"done: {metrics['stop_reason']} after {metrics['steps']} steps, "
         f"best {metrics['select_metric']} {metrics['best']:.4f} at step {metrics['best_step']}"

@@ -88,6 +88,10 @@ def write_shards(
     return entries
 
 
+def _whole(urls):
+    return urls
+
+
 def _decode_npy(data: bytes) -> np.ndarray:
     return np.load(io.BytesIO(data), allow_pickle=False)
 
@@ -100,9 +104,15 @@ def iter_shard(path: str | Path) -> Iterator[Utterance]:
     path = Path(path)
     if not path.exists():
         raise SeqlabError(f"{path}: shard not found; rebuild the dataset (rerun its prepare rule)")
-    ds = wds.WebDataset(str(path), shardshuffle=False, empty_check=False).decode(
-        wds.handle_extension("npy", _decode_npy)
-    )
+    # Every reader (each DDP rank, each check) reads the whole shard: ranks split batches by
+    # index, not shards, so webdataset's node/worker splitting is turned off.
+    ds = wds.WebDataset(
+        str(path),
+        shardshuffle=False,
+        empty_check=False,
+        nodesplitter=_whole,
+        workersplitter=_whole,
+    ).decode(wds.handle_extension("npy", _decode_npy))
     key = "<first sample>"
     try:
         for sample in ds:

@@ -1,0 +1,84 @@
+"""torch.distributed set-up for a trial started by torchrun (DDP); a no-op otherwise.
+
+One trial on N processes: rank r's micro-batch j of step s is the task's batch
+`(s * accum + j) * N + r`, so the N ranks together consume exactly the sequences one process
+would with `grad_accum * N` micro-batches: global batch = per-device x accumulation x world.
+DDP averages gradients over ranks; every rank evaluates (same weights, same result, so early
+stopping agrees); rank 0 alone writes checkpoints and outputs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+    def any(self, flag: bool) -> bool:
+        """True on every rank if it is True on any (a stop signal seen by one rank)."""
+        if not self.enabled:
+            return flag
+        t = torch.tensor([int(flag)], device=_collective_device())
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item())
+
+    def mean(self, value: float) -> float:
+        """The mean of a per-rank scalar over ranks (the global micro-batch loss)."""
+        if not self.enabled:
+            return value
+        t = torch.tensor([value], dtype=torch.float64, device=_collective_device())
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        return t.item() / self.world
+
+    def gather_rng(self) -> list[torch.Tensor]:
+        """Every rank's CPU RNG state (dropout draws differ per rank), for the checkpoint."""
+        state = torch.get_rng_state()
+        if not self.enabled:
+            return [state]
+        states: list[torch.Tensor | None] = [None] * self.world
+        dist.all_gather_object(states, state)
+        return [s for s in states if s is not None]
+
+    def close(self) -> None:
+        if self.enabled and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _collective_device() -> torch.device:
+    return torch.device("cuda") if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
+def setup(device_name: str) -> tuple[Dist, torch.device]:
+    """Join the process group torchrun describes (WORLD_SIZE > 1) and pick this rank's device."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    cuda = torch.cuda.is_available() and device_name in ("auto", "cuda")
+    if world <= 1:
+        if device_name == "auto":
+            return Dist(), torch.device("cuda" if cuda else "cpu")
+        return Dist(), torch.device(device_name)
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+    if cuda:
+        torch.cuda.set_device(local)
+    return Dist(rank, world, local), torch.device(f"cuda:{local}" if cuda else "cpu")

@@ -1,0 +1,140 @@
+#!/usr/bin/env python
+"""The precision study by hand, with the seed's command line (seed 002's run.py).
+
+    lm.py --config amp_bf16 --seed 0        # one mode, one seed
+    lm.py --config all --seeds 3            # every mode of the grid, seeds 0..2
+    lm.py --config amp_bf16 --max_iters 100 # quick test
+
+Trials are those of the `lm` experiment in config/config.yaml (or --configfile), resolved by
+seqlab.grid exactly as the Snakemake rules resolve them, and trained by the same library call
+(seqlab.train.loop.train) into the same results/{exp}/runs/{run}/seed{seed}/ directories, so a
+later `snakemake results/lm/final.json` reuses them. `--max_iters N` is an extra override, so
+its trials are runs of their own (`max_steps~N__precision~...`), never mixed with the
+configured ones. Each trial runs in a fresh process: peak memory (RSS on CPU, CUDA max
+allocated on GPU) is then the trial's own, not the high-water mark of earlier trials.
+"""
+
+import argparse
+import multiprocessing as mp
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from seqlab.cli import run_cli
+from seqlab.data.checks import check_and_write
+from seqlab.data.prepare import prepare_dataset
+from seqlab.grid import expand_runs, run_id
+from seqlab.io import SeqlabError, read_json, write_json
+from seqlab.report.precision import precision_table
+from seqlab.report.summary import load_trials
+from seqlab.train.config import apply_overrides
+from seqlab.train.loop import train
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def trials_of(cfg: dict, exp_name: str, mode: str, seeds: list[int], max_iters: int | None,
+              results: Path) -> list[dict[str, Any]]:  # fmt: skip
+    """Resolved trial configs (the train rule's config.json) for `mode` ('all': every run)."""
+    if exp_name not in cfg["experiments"]:
+        raise SeqlabError(
+            f"experiment {exp_name!r} not in the config; has {list(cfg['experiments'])}"
+        )
+    exp = cfg["experiments"][exp_name]
+    runs = expand_runs(exp_name, exp)
+    picked = {
+        r: v for r, v in runs.items() if mode == "all" or v["overrides"].get("precision") == mode
+    }
+    if not picked:  # a mode outside the grid: one run that overrides precision
+        picked = {run_id({"precision": mode}): {"overrides": {"precision": mode}, "variant": None}}
+    d = results / "data" / exp["dataset"]
+    data = {"dataset": exp["dataset"], "manifest": str(d / "manifest.json"),
+            "checks": str(d / "checks.json")}  # fmt: skip
+    out = []
+    for run, info in picked.items():
+        overrides = dict(info["overrides"])
+        if max_iters:
+            overrides["max_steps"] = max_iters
+            run = run_id(overrides)  # e.g. max_steps~100__precision~amp_bf16
+        for seed in seeds:
+            out.append({"experiment": exp_name, "run": run, "seed": seed,
+                        "task": exp.get("task", "unit_lm"), "variant": info["variant"],
+                        "overrides": overrides, "data": data,
+                        "train": apply_overrides(exp["train"], overrides)})  # fmt: skip
+    return out
+
+
+def ensure_data(cfg: dict, name: str, results: Path) -> None:
+    """The prepare and check_data rules' library calls, when their outputs are missing."""
+    d = results / "data" / name
+    if not (d / "manifest.json").exists():
+        prepare_dataset(name, cfg["datasets"][name], d)
+    if not (d / "checks.json").exists():
+        check_and_write(d / "manifest.json", d / "checks.json", cfg["datasets"][name].get("checks"))
+
+
+def _train_one(trial: dict[str, Any], out: str) -> None:
+    train(
+        trial,
+        out,
+        echo=lambda line: print(f"[{trial['run']} seed{trial['seed']}] {line}", flush=True),
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--config", default="all", help="precision mode (fp32, amp_bf16, ...) or 'all'")
+    ap.add_argument("--seed", type=int, help="one seed")
+    ap.add_argument("--seeds", type=int, help="seeds 0..N-1 (default: the experiment's seeds)")
+    ap.add_argument("--max_iters", type=int, help="override train.max_steps (a quick test)")
+    ap.add_argument("--configfile", default=str(ROOT / "config" / "config.yaml"))
+    ap.add_argument("--experiment", default="lm")
+    ap.add_argument("--results", default="results", help="results directory (default: ./results)")
+    ap.add_argument("--force", action="store_true", help="retrain trials that have metrics.json")
+    args = ap.parse_args()
+    cfg = yaml.safe_load(Path(args.configfile).read_text())
+    results = Path(args.results)
+    exp = cfg["experiments"].get(args.experiment, {})
+    seeds = ([args.seed] if args.seed is not None else list(range(args.seeds)) if args.seeds
+             else exp.get("seeds", [0]))  # fmt: skip
+    trials = trials_of(cfg, args.experiment, args.config, seeds, args.max_iters, results)
+    ensure_data(cfg, exp["dataset"], results)
+    dirs = []
+    for trial in trials:
+        out = results / args.experiment / "runs" / trial["run"] / f"seed{trial['seed']}"
+        dirs.append(out)
+        same = (out / "config.json").exists() and read_json(out / "config.json") == trial
+        if same and (out / "metrics.json").exists() and not args.force:
+            print(f"{out}: done already (--force retrains)")
+            continue
+        write_json(out / "config.json", trial)
+        proc = mp.get_context("spawn").Process(target=_train_one, args=(trial, str(out)))
+        proc.start()
+        proc.join()
+        if proc.exitcode != 0:
+            raise SeqlabError(f"{out}: training failed (exit status {proc.exitcode})")
+    table = precision_table(load_trials(dirs))
+    cols = [
+        "precision",
+        "n_seeds",
+        "tokens_per_s",
+        "ms_per_iter",
+        "peak_mem_mb",
+        "final_eval_loss",
+        "throughput_ratio",
+        "memory_ratio",
+        "loss_delta",
+        "diverged",
+        "skipped",
+        "skip_reason",
+    ]
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(table[cols].to_string(index=False) if len(table) else "no trials")
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,1 @@
+"""Evaluations of trained trials: sWUGGY for unit LMs, phoneme error rate for CTC decoders."""

@@ -1,0 +1,94 @@
+"""Checks of a sWUGGY set (the CHECKERS entry of its kinds): fail early, naming the file and item.
+
+A set whose gold.csv and units disagree, whose pairs are incomplete or whose units fall outside
+the vocabulary would give a wrong score silently (the official scorer drops unpaired items), so
+scoring depends on checks.json like training does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seqlab.data.ingest import read_units_text
+from seqlab.eval.swuggy import read_gold
+from seqlab.io import read_json
+
+
+def run_swuggy_checks(manifest_path: str | Path, params: dict[str, Any] | None = None) -> dict:
+    """Checks of a set (CHECKERS layout): files agree, pairs complete, units in range."""
+    manifest_path = Path(manifest_path)
+    man, root = read_json(manifest_path), manifest_path.parent
+    gold = read_gold(root / man["files"]["gold"])
+    units = dict(read_units_text(root / man["files"]["units"], man["vocab_size"] + 2))
+    V, results = man["vocab_size"], {}
+
+    def check(name: str, bad: list[str], detail: dict[str, Any], fix: str) -> None:
+        fails = (
+            []
+            if not bad
+            else [
+                f"check {name} failed: {root} {bad[0]}"
+                f"{f' (+{len(bad) - 1} more)' if len(bad) > 1 else ''}; {fix}"
+            ]
+        )
+        results[name] = ({**detail, "n_bad": len(bad)}, fails)
+
+    names = set(gold["filename"])
+    bad = [f"gold filename {f!r} has no units" for f in gold["filename"] if f not in units]
+    bad += [f"units name {f!r} is not in gold.csv" for f in sorted(set(units) - names)]
+    check(
+        "files_match",
+        bad,
+        {"n_gold": len(gold), "n_units": len(units)},
+        "rebuild the set (rerun its prepare rule)",
+    )
+    counts = gold.groupby(["id", "voice"])["correct"].agg(["sum", "size"])
+    odd = counts[(counts["sum"] != 1) | (counts["size"] != 2)]
+    bad = [
+        f"id {i} voice {v!r} has {int(r['sum'])} words in {int(r['size'])} rows, "
+        "not one word + one nonword"
+        for (i, v), r in odd.iterrows()
+    ]
+    check("pairs_complete", bad, {"n_pairs": len(counts)}, "fix gold.csv")
+    bad = [f"{f!r} is empty" for f, u in units.items() if len(u) == 0]
+    bad += [
+        f"{f!r} has unit {int(u.max())} >= vocab {V}"
+        for f, u in units.items()
+        if len(u) and u.max() >= V
+    ]
+    check("token_range", bad, {"vocab_size": V}, "re-quantize or fix vocab_size")
+    per_id = gold.groupby(["id", "correct"])["word"].nunique()
+    bad = [
+        f"id {i} has {n} different {'words' if c else 'nonwords'} across voices"
+        for (i, c), n in per_id.items()
+        if n > 1
+    ]
+    check("same_pair_per_id", bad, {"n_ids": int(gold["id"].nunique())}, "fix gold.csv")
+    if man["kind"] == "swuggy_synthetic":
+        lens = gold.assign(n=gold["filename"].map(lambda f: len(units.get(f, ()))))
+        diff = lens.groupby(["id", "voice"])["n"].nunique()
+        bad = [
+            f"id {i} voice {v!r}: word and nonword differ in length"
+            for (i, v), n in diff.items()
+            if n > 1
+        ]
+        check("matched_lengths", bad, {}, "the renderer must share draws within a pair")
+    ctrl = read_json(root / man["files"]["controls"]) if (root / "controls.json").exists() else {}
+    bad = [] if ctrl else ["controls.json is missing or empty"]
+    check("controls", bad, {k: v.get("lexical_all") for k, v in ctrl.items()}, "rebuild the set")
+    failures = [f for _, fs in results.values() for f in fs]
+    allu = np.concatenate(list(units.values())).astype(np.int64) if units else np.zeros(0, int)
+    q = np.bincount(allu[allu < V], minlength=V) / max(1, int((allu < V).sum()))
+    return {
+        "passed": not failures,
+        "dataset": man.get("dataset"),
+        "manifest": str(manifest_path),
+        "vocab_size": V,
+        "unigram_entropy_nats": float(-(q[q > 0] * np.log(q[q > 0])).sum()),
+        "params": params or {},
+        "failures": failures,
+        "checks": {k: {"passed": not f, "detail": d} for k, (d, f) in results.items()},
+    }

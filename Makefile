@@ -1,5 +1,7 @@
 # Two commands do all the set-up on a fresh machine:
-#   make run    -> venv + pinned packages, then the main job on the embedded synthetic data
+#   make run    -> venv + pinned packages, then the main job (results/lstm/final.json) on the
+#                  embedded synthetic data; `make report` runs every default experiment and
+#                  results/report.html
 #   make test   -> venv + pinned packages, then the test suite
 # Both are fast when the environment already exists (the venv is rebuilt only when
 # pyproject.toml or requirements.lock change).
@@ -9,10 +11,10 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 CORES   ?= 2
-TARGET  ?= all
+TARGET  ?= results/lstm/final.json
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast lint fmt lock report clean-results slurm-up slurm-down
+.PHONY: run test test-fast test-slurm lint fmt lock report clean-results slurm-up slurm-down
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -30,6 +32,18 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -m "not slow and not slurm" $(PYTEST_ARGS)
+
+# A local single-node Slurm (root; installs the Debian packages the first time) for the
+# `slurm` tests and for trying profiles/slurm; stopped by the PIDs it recorded.
+slurm-up:
+	scripts/slurm-local.sh start
+
+slurm-down:
+	scripts/slurm-local.sh stop
+
+# Only the Slurm tests; they fail (not skip) here when no local Slurm answers.
+test-slurm: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH SEQLAB_REQUIRE_SLURM=1 $(BIN)/pytest -m slurm $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests workflow/scripts

@@ -39,8 +39,16 @@ include: "workflow/rules/eval.smk"
 include: "workflow/rules/report.smk"
 
 
+# `all` names every trial's files, not only the summaries: Snakemake does not regenerate a
+# deleted intermediate whose consumers are up to date, and a user who deletes one trial's
+# metrics.json expects `snakemake` to redo exactly that trial (and then the summaries).
 rule all:
     default_target: True
     input:
+        [
+            f
+            for e in EXPERIMENTS
+            for f in trial_files(e, "metrics.json") + trial_eval_files(e)
+        ],
         expand("results/{exp}/final.json", exp=EXPERIMENTS),
         "results/report.html",

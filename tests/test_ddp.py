@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import PYTHON, ROOT, tiny_trial
+
 from seqlab.train.checkpoint import load_checkpoint
 
 SCRIPT = str(ROOT / "workflow" / "scripts" / "train.py")

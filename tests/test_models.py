@@ -195,7 +195,7 @@ def test_model_spec_rebuilds_the_same_model(cfg: dict) -> None:
 @pytest.mark.parametrize(
     "cfg, match",
     [
-        ({"arch": "rnn"}, r"model\.arch: 'rnn' is not one of \['gpt2', 'lstm'\]"),
+        ({"arch": "rnn"}, r"model\.arch: 'rnn' is not one of \['gpt2', 'gru_ctc', 'lstm'\]"),
         ({}, "model.arch: None"),
         ({"arch": "lstm", "n_head": 4}, r"model\.n_head: unknown key .*'hidden'"),
         ({"arch": "gpt2", "hidden": 4}, r"model\.hidden: unknown key .*'n_head'"),

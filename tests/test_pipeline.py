@@ -113,19 +113,76 @@ def test_second_run_has_nothing_to_do(work: Path) -> None:
     assert nothing_to_do(work)
 
 
-def test_changing_one_experiment_retrains_only_its_trials(work: Path) -> None:
+def _rerun_with(work: Path, cfg: dict) -> tuple[set[str], set[str]]:
+    """Write cfg, run `all`; return (trials retrained, trials added) by metrics.json."""
     before = mtimes(work)
-    cfg = tiny_config()
-    cfg["experiments"]["a"]["train"] = dict(TINY_TRAIN, optim={**TINY_TRAIN["optim"], "lr": 0.02})
     write_config(work, cfg)
     snakemake(work, "all")
     after = mtimes(work)
-    changed = {k for k in before if after[k] != before[k]}
-    assert changed == {k for k in before if k.startswith("results/a/")}
-    assert len(changed) == 2
+    return {k for k in before if k in after and after[k] != before[k]}, set(after) - set(before)
+
+
+def test_changing_one_experiment_retrains_only_its_trials(work: Path) -> None:
+    cfg = tiny_config()
+    cfg["experiments"]["a"]["train"] = dict(TINY_TRAIN, optim={**TINY_TRAIN["optim"], "lr": 0.02})
+    final_b = (work / "results/b/final.json").stat().st_mtime_ns
+    changed, added = _rerun_with(work, cfg)
+    assert changed == {f"results/a/runs/base/seed{s}/metrics.json" for s in (0, 1)} and not added
     trial = json.loads((work / "results/a/runs/base/seed0/config.json").read_text())
     assert trial["train"]["optim"]["lr"] == 0.02
+    assert (work / "results/b/final.json").stat().st_mtime_ns == final_b
     assert nothing_to_do(work)
+    CURRENT.update(cfg)
+
+
+CURRENT: dict = {}  # the config in force after the previous test (tests run in file order)
+
+
+def test_adding_a_seed_trains_only_the_new_trial(work: Path) -> None:
+    cfg = json.loads(json.dumps(CURRENT))
+    cfg["experiments"]["a"]["seeds"] = [0, 1, 2]
+    changed, added = _rerun_with(work, cfg)
+    assert not changed and added == {"results/a/runs/base/seed2/metrics.json"}
+    final = json.loads((work / "results/a/final.json").read_text())
+    assert final["runs"]["base"]["n_seeds"] == 3  # the summary was redone
+    CURRENT.update(cfg)
+
+
+def test_changing_one_grid_value_trains_only_that_run(work: Path) -> None:
+    cfg = json.loads(json.dumps(CURRENT))
+    cfg["experiments"]["b"]["grid"] = {"optim.lr": [0.01, 0.002]}
+    changed, added = _rerun_with(work, cfg)
+    assert not changed and added == {"results/b/runs/optim.lr~0.002/seed0/metrics.json"}
+    final = json.loads((work / "results/b/final.json").read_text())
+    assert set(final["runs"]) == {"optim.lr~0.01", "optim.lr~0.002"}
+    assert "optim.lr~0.002" in (work / "results/b/ledger.md").read_text()
+    CURRENT.update(cfg)
+
+
+def test_deleting_one_metrics_redoes_only_that_trial(work: Path) -> None:
+    victim = work / "results/a/runs/base/seed1/metrics.json"
+    before = mtimes(work)
+    final = (work / "results/a/final.json").stat().st_mtime_ns
+    victim.unlink()
+    snakemake(work, "all")
+    after = mtimes(work)
+    assert {k for k in before if after[k] != before[k]} == {str(victim.relative_to(work))}
+    assert (work / "results/a/final.json").stat().st_mtime_ns != final  # summaries redone
+    assert nothing_to_do(work)
+
+
+def test_target_for_one_trial_runs_only_it_and_its_inputs(tmp_path: Path) -> None:
+    write_config(tmp_path, tiny_config())
+    out = snakemake(tmp_path, "results/b/runs/optim.lr~0.003/seed0/metrics.json")
+    res = tmp_path / "results"
+    assert (res / "b/runs/optim.lr~0.003/seed0/model.pt").exists()
+    assert sorted(str(p.relative_to(res)) for p in res.glob("*/runs/*/seed*")) == [
+        "b/runs/optim.lr~0.003/seed0"
+    ]
+    assert not (res / "b/final.json").exists() and not (res / "report.html").exists()
+    ran = {line.split()[1].rstrip(":") for line in out.stderr.splitlines() + out.stdout.splitlines()
+           if line.startswith(("rule ", "localrule "))}  # fmt: skip
+    assert ran == {"prepare_data", "check_data", "trial_config", "train"}
 
 
 def test_bad_override_key_fails_before_any_job(tmp_path: Path) -> None:

@@ -22,6 +22,15 @@ for _name, _exp in EXPERIMENTS.items():
 PY = f"{sys.executable} {workflow.basedir}/workflow/scripts"
 
 
+def train_launcher(wildcards):
+    """PY for one process; torchrun with one process per GPU when a trial asks for > 1."""
+    gpus = EXPERIMENTS[wildcards.exp].get("resources", {}).get("gpu", 0)
+    if gpus <= 1:
+        return PY
+    scripts = f"{workflow.basedir}/workflow/scripts"
+    return f"{sys.executable} -m torch.distributed.run --standalone --nproc_per_node={gpus} {scripts}"
+
+
 def trials(exp):
     """(run, seed) of every trial of an experiment."""
     return [
@@ -93,3 +102,78 @@ EVAL_OUTPUTS = []
 def trial_eval_files(exp):
     names = [n for f in EVAL_OUTPUTS for n in f(exp, EXPERIMENTS[exp])]
     return [p for n in names for p in trial_files(exp, n)]
+
+
+# --- cluster execution (SLURM profile) -------------------------------------------------
+# Bookkeeping rules run on the submit host under any executor: a cluster job that writes a
+# JSON file or a table costs a queue round trip and a status-poll interval for nothing.
+localrules:
+    trial_config,
+    summarize,
+    compare,
+    report,
+
+
+def slurm_time_signal(wildcards):
+    """`--signal=URG@N` for sbatch: SIGURG N seconds before the trial's time limit.
+
+    SIGURG (no `B:` prefix) goes to the job step, where the shells in between ignore it and
+    the trainer checkpoints and exits 75; Snakemake's retry (profile `retries`) resubmits and
+    the trial resumes. (`B:USR1` would hit the batch shell, which dies of it.) N is a tenth
+    of the runtime, 60..300 s: Slurm may send the signal up to a minute early.
+    """
+    runtime_s = 60 * int(resource("runtime", 60)(wildcards))
+    return f"--signal=URG@{min(300, max(60, runtime_s // 10))}"
+
+
+# --- precision study -------------------------------------------------------------------
+def precision_exps():
+    """Experiments whose grid varies `precision`: each gets results/{exp}/precision.csv."""
+    return [e for e, x in EXPERIMENTS.items() if "precision" in (x.get("grid") or {})]
+
+
+# --- sWUGGY ----------------------------------------------------------------------------
+SWUGGY_KINDS = ("swuggy_synthetic", "swuggy_zerospeech")
+SWUGGY_SYNTH_SETS = [n for n, d in DATASETS.items() if d.get("kind") == "swuggy_synthetic"]
+
+
+def swuggy_cfg(exp):
+    """The experiment's `eval.swuggy` block, or None."""
+    return (EXPERIMENTS[exp].get("eval") or {}).get("swuggy")
+
+
+for _name in EXPERIMENTS:
+    _set = (swuggy_cfg(_name) or {}).get("set")
+    if _set is not None and DATASETS.get(_set, {}).get("kind") not in SWUGGY_KINDS:
+        raise ValueError(
+            f"experiments.{_name}.eval.swuggy.set: {_set!r} is not a dataset of kind "
+            f"{' or '.join(SWUGGY_KINDS)} (have {sorted(DATASETS)})"
+        )
+for _name in SWUGGY_SYNTH_SETS:
+    _world = DATASETS[_name].get("world")
+    if DATASETS.get(_world, {}).get("kind") != "synthetic_units":
+        raise ValueError(
+            f"datasets.{_name}.world: {_world!r} is not a synthetic_units dataset "
+            f"(have {sorted(DATASETS)})"
+        )
+
+
+def swuggy_set(wildcards):
+    return swuggy_cfg(wildcards.exp)["set"]
+
+
+def swuggy_opts(wildcards):
+    """eval.swuggy minus `set`, as JSON; torch threads default to the training threads."""
+    opts = {k: v for k, v in swuggy_cfg(wildcards.exp).items() if k != "set"}
+    opts.setdefault("threads", train_threads(wildcards))
+    return as_json(opts)
+
+
+def swuggy_world_manifest(wildcards):
+    return f"results/data/{DATASETS[wildcards.dataset]['world']}/manifest.json"
+
+
+EVAL_OUTPUTS.append(lambda name, exp: ["swuggy.json"] if swuggy_cfg(name) else [])
+
+
+EVAL_OUTPUTS.append(lambda name, exp: ["per.json"] if exp.get("task") == "ctc" else [])

@@ -3,5 +3,76 @@
 # (seqlab.report.summary.EVAL_FILES) and trial_eval_files() lists them as inputs.
 
 # --- sWUGGY ---
+# A synthetic set is drawn from the world of its synthetic_units dataset (and reads that
+# dataset's train units for the unit-unigram control), so it waits for that manifest; real
+# sets (swuggy_zerospeech) go through prepare_data like any ingest.
+
+
+rule prepare_swuggy_set:
+    input:
+        swuggy_world_manifest,
+    output:
+        "results/data/{dataset}/manifest.json",
+    log:
+        "results/logs/data/{dataset}.prepare.log",
+    wildcard_constraints:
+        dataset="|".join(SWUGGY_SYNTH_SETS) or "NONE",
+    conda:
+        "../envs/seqlab.yaml"
+    params:
+        py=PY,
+        cfg=lambda w, input: as_json({**DATASETS[w.dataset], "world_manifest": str(input[0])}),
+        out=lambda w: f"results/data/{w.dataset}",
+    shell:
+        "{params.py}/prepare_data.py --name {wildcards.dataset} "
+        "--params {params.cfg:q} --out {params.out} > {log} 2>&1"
+
+
+ruleorder: prepare_swuggy_set > prepare_data
+
+
+rule swuggy:
+    input:
+        model="results/{exp}/runs/{run}/seed{seed}/model.pt",
+        metrics="results/{exp}/runs/{run}/seed{seed}/metrics.json",
+        set=lambda w: f"results/data/{swuggy_set(w)}/manifest.json",
+        checks=lambda w: f"results/data/{swuggy_set(w)}/checks.json",
+    output:
+        json="results/{exp}/runs/{run}/seed{seed}/swuggy.json",
+        submission=directory("results/{exp}/runs/{run}/seed{seed}/swuggy"),
+    log:
+        "results/{exp}/runs/{run}/seed{seed}/swuggy.log",
+    conda:
+        "../envs/seqlab.yaml"
+    threads: train_threads
+    resources:
+        gpu=resource("gpu", 0),
+        cpus_per_task=resource("cpus_per_task", 1),
+        mem_mb=resource("mem_mb", 4000),
+        runtime=resource("runtime", 60),
+    params:
+        py=PY,
+        opts=swuggy_opts,
+        trial=lambda w: f"results/{w.exp}/runs/{w.run}/seed{w.seed}",
+    shell:
+        "{params.py}/swuggy.py {params.trial} --set {input.set} --out {output.json} "
+        "--submission {output.submission} --params {params.opts:q} > {log} 2>&1"
+
 
 # --- PER ---
+
+
+rule per:
+    input:
+        model="results/{exp}/runs/{run}/seed{seed}/model.pt",
+        metrics="results/{exp}/runs/{run}/seed{seed}/metrics.json",
+    output:
+        "results/{exp}/runs/{run}/seed{seed}/per.json",
+    log:
+        "results/{exp}/runs/{run}/seed{seed}/per.log",
+    conda:
+        "../envs/seqlab.yaml"
+    params:
+        py=PY,
+    shell:
+        "{params.py}/per.py {input.model} {output} > {log} 2>&1"

@@ -21,17 +21,17 @@ rule summarize:
             category="{exp}",
             labels={"plot": "train loss"},
         ),
-        eval_loss=report(
-            "results/{exp}/plots/eval_loss.svg",
+        eval_curve=report(
+            "results/{exp}/plots/eval.svg",
             caption="../report/loss_curves.rst",
             category="{exp}",
-            labels={"plot": "eval loss"},
+            labels={"plot": "eval curves"},
         ),
         best=report(
-            "results/{exp}/plots/best_eval_loss.svg",
-            caption="../report/best_eval_loss.rst",
+            "results/{exp}/plots/best.svg",
+            caption="../report/best.rst",
             category="{exp}",
-            labels={"plot": "best eval loss"},
+            labels={"plot": "best per run"},
         ),
     log:
         "results/logs/{exp}/summarize.log",
@@ -69,10 +69,42 @@ rule compare:
         "{params.py}/compare.py {wildcards.name} {params.spec:q} {output} > {log} 2>&1"
 
 
+# Precision study: every mode relative to fp32 (tokens/s, memory, loss, diverged, skipped).
+localrules:
+    precision,
+
+
+rule precision:
+    input:
+        "results/{exp}/summary.csv",
+    output:
+        table=report(
+            "results/{exp}/precision.csv",
+            caption="../report/precision.rst",
+            category="{exp}",
+            labels={"table": "precision vs fp32"},
+        ),
+        plot=report(
+            "results/{exp}/plots/precision.svg",
+            caption="../report/precision_plot.rst",
+            category="{exp}",
+            labels={"plot": "precision vs fp32"},
+        ),
+    log:
+        "results/logs/{exp}/precision.log",
+    conda:
+        "../envs/seqlab.yaml"
+    params:
+        py=PY,
+    shell:
+        "{params.py}/precision.py {input} {output.table} {output.plot} > {log} 2>&1"
+
+
 rule report:
     input:
         finals=expand("results/{exp}/final.json", exp=EXPERIMENTS),
         compare=expand("results/compare/{name}.csv", name=COMPARE),
+        precision=expand("results/{exp}/plots/precision.svg", exp=precision_exps()),
     output:
         "results/report.html",
     log:

@@ -35,7 +35,9 @@ rule train:
         cpus_per_task=resource("cpus_per_task", 1),
         mem_mb=resource("mem_mb", 4000),
         runtime=resource("runtime", 60),
+        # SLURM only (ignored locally): warn the trainer before the time limit
+        slurm_extra=slurm_time_signal,
     params:
-        py=PY,
+        py=train_launcher,
     shell:
         "{params.py}/train.py {input.config} > {log} 2>&1"

@@ -407,7 +407,12 @@ def run_unit_checks(manifest_path: str | Path, params: dict[str, Any] | None = N
 #: manifest "kind" -> "module:function(manifest_path, params) -> checks dict" for data formats
 #: other than unit shards (which run_unit_checks handles). Each returns the same layout:
 #: passed, failures (one-line messages), checks {name: {passed, detail}}, params.
-CHECKERS: dict[str, str] = {}
+CHECKERS: dict[str, str] = {
+    "token_bins": "seqlab.data.token_bins:run_token_bin_checks",
+    "neural": "seqlab.data.neural:run_neural_checks",
+    "swuggy_synthetic": "seqlab.data.swuggy_checks:run_swuggy_checks",
+    "swuggy_zerospeech": "seqlab.data.swuggy_checks:run_swuggy_checks",
+}
 
 
 def run_checks(manifest_path: str | Path, params: dict[str, Any] | None = None) -> dict:

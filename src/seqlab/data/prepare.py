@@ -16,7 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from seqlab.data.ingest import ingest_units_shards, ingest_units_text
+from seqlab.data.neural import build_neural_npz, build_neural_pickle
+from seqlab.data.swuggy_sets import build_swuggy_synthetic, ingest_swuggy_zerospeech
+from seqlab.data.synthetic_neural import build_neural_synthetic
 from seqlab.data.synthetic_units import build_synthetic_units
+from seqlab.data.token_bins import build_synthetic_text_bins, ingest_token_bins
 from seqlab.io import SeqlabError
 
 Builder = Callable[[str, dict[str, Any], Path], dict]
@@ -24,6 +28,13 @@ BUILDERS: dict[str, Builder] = {
     "synthetic_units": build_synthetic_units,
     "units_text": ingest_units_text,
     "units_shards": ingest_units_shards,
+    "synthetic_text_bins": build_synthetic_text_bins,
+    "token_bins": ingest_token_bins,
+    "neural_synthetic": build_neural_synthetic,
+    "neural_pickle": build_neural_pickle,
+    "neural_npz": build_neural_npz,
+    "swuggy_synthetic": build_swuggy_synthetic,
+    "swuggy_zerospeech": ingest_swuggy_zerospeech,
 }
 
 

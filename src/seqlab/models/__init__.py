@@ -14,11 +14,13 @@ import torch.nn as nn
 
 from seqlab.io import SeqlabError
 from seqlab.models.gpt2 import GPT, GPTConfig, estimate_flops_per_token, gpt_num_params
+from seqlab.models.gru_ctc import GRUCTC, GRUCTCConfig
 from seqlab.models.lstm import LSTMLM, LSTMConfig
 
 ARCHS: dict[str, tuple[type, type[nn.Module]]] = {
     "lstm": (LSTMConfig, LSTMLM),
     "gpt2": (GPTConfig, GPT),
+    "gru_ctc": (GRUCTCConfig, GRUCTC),
 }
 
 __all__ = [

@@ -62,12 +62,12 @@ def status(info: Mapping[str, Any]) -> str:
     reasons = info.get("stop_reasons", {})
     rate = info.get("plateau", {}).get("rate")
     if reasons.get("diverged"):
-        return "❌ diverged"
+        return "diverged"
     if rate is not None and rate >= 0.5:
-        return "❌ plateaued"
+        return "plateaued"
     if any(info.get("stability", {}).values()) or (rate or 0) > 0:
-        return "⚠️ unstable"
-    return "✅ converged" if rate is not None else "—"
+        return "unstable"
+    return "converged" if rate is not None else "—"
 
 
 def _num(x: Any, digits: int = 3) -> str:

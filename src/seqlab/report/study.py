@@ -17,10 +17,18 @@ from seqlab.report.compare import compare_experiments, compare_optimizers, write
 from seqlab.report.html import build_report
 from seqlab.report.ledger import write_ledger
 from seqlab.report.plots import plot_loss_curves, plot_metric_bars
+from seqlab.report.precision import precision_table, table_records
 from seqlab.report.summary import load_trials, make_final, write_final, write_summary_csv
+from seqlab.report.swuggy_plots import has_swuggy, plot_swuggy
 
 #: plots written by summarize_experiment, relative to results/{exp}/
-PLOTS = ("plots/train_loss.svg", "plots/eval_loss.svg", "plots/best_eval_loss.svg")
+#: train-loss curves; eval curves of the metric that picks the best checkpoint (eval loss for
+#: LMs, PER for CTC); bars of the best value of that metric per run
+PLOTS = ("plots/train_loss.svg", "plots/eval.svg", "plots/best.svg")
+#: written by the `precision` rule for experiments whose grid varies `precision`
+PRECISION_PLOT = "plots/precision.svg"
+#: written by summarize_experiment when the trials were scored on sWUGGY
+SWUGGY_PLOT = "plots/swuggy.svg"
 
 
 def summarize_experiment(
@@ -36,18 +44,31 @@ def summarize_experiment(
     if df.empty:
         raise SeqlabError(f"{out}: no trials to summarize")
     checks_data = read_json(checks) if checks else None
-    final = make_final(df, checks_data, plateau)
+    # rank by the metric that chose each trial's best checkpoint (eval loss for LMs, PER for
+    # CTC): `best` in metrics.json is that metric's best value
+    selects = set(df["select_metric"].dropna()) if "select_metric" in df else {"eval_loss"}
+    rank_by = "best_eval_loss" if selects <= {"eval_loss"} else "best"
+    final = make_final(df, checks_data, plateau, rank_by=rank_by)
     write_summary_csv(df, out / "summary.csv")
     baseline = (checks_data or {}).get("unigram_entropy_nats")
     exp = final["experiment"]
     plot_loss_curves(
         df, out / PLOTS[0], metric="loss", baseline=baseline, title=f"{exp}: train loss"
     )
+    select = "eval_loss" if rank_by == "best_eval_loss" else sorted(selects)[0]
     plot_loss_curves(
-        df, out / PLOTS[1], metric="eval_loss", baseline=baseline, title=f"{exp}: eval loss"
+        df,
+        out / PLOTS[1],
+        metric=select,
+        baseline=baseline if select == "eval_loss" else None,
+        title=f"{exp}: eval {select}",
     )
-    plot_metric_bars(final, "best_eval_loss", out / PLOTS[2], title=f"{exp}: best eval loss")
+    plot_metric_bars(final, rank_by, out / PLOTS[2], title=f"{exp}: best {select} per run")
     write_ledger(exp, final, base_train or {}, out / "ledger.md")
+    if has_swuggy(df):
+        plot_swuggy(df, out / SWUGGY_PLOT, title=f"{exp}: sWUGGY")
+    if "cfg.precision" in df and df["cfg.precision"].nunique() > 1:  # a precision study
+        final["precision"] = {"baseline": "fp32", "rows": table_records(precision_table(df))}
     write_final(final, out / "final.json")  # last: it is the rule's target
     return final
 
@@ -58,11 +79,15 @@ def compare(
     """One cross-experiment table, results/compare/{name}.csv.
 
     spec.kind = "experiments": one row per (experiment, run) with the seeds' columns;
-    spec.kind = "optimizers": Adam vs AdamW paired by seed and every other setting.
+    spec.kind = "optimizers": Adam vs AdamW paired by seed and every other setting;
+    spec.kind = "precision": each precision mode relative to fp32 (seqlab.report.precision).
     """
     results = Path(results)
     exps = list(spec["experiments"])
-    if spec.get("kind", "experiments") == "experiments":
+    if spec.get("kind") == "precision":  # each mode relative to fp32 (seqlab.report.precision)
+        df = pd.concat([pd.read_csv(results / e / "summary.csv") for e in exps])
+        table = precision_table(df)
+    elif spec.get("kind", "experiments") == "experiments":
         finals = {e: read_json(results / e / "final.json") for e in exps}
         table = compare_experiments(finals)
     else:
@@ -92,7 +117,9 @@ def report(
             "final": final,
             "summary_csv": results / exp / "summary.csv",
             "ledger": results / exp / "ledger.md",
-            "plots": [results / exp / p for p in PLOTS],
+            "plots": [results / exp / p for p in PLOTS]
+            + [p for p in [results / exp / PRECISION_PLOT] if p.exists()]
+            + [p for p in [results / exp / SWUGGY_PLOT] if p.exists()],
             "trial_dirs": final.get("generated_from", []),
         }
     return build_report(specs, compare_csvs, out_html)

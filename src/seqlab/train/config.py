@@ -47,9 +47,12 @@ class TrainConfig:
     patience: int = 0  # early stop after N evaluations without improvement (0 = off)
     min_delta: float = 0.0  # an improvement must beat the best by more than this
     milestones: list[int] = field(default_factory=lambda: [40, 100, 1000])
+    keep_steps: list[int] = field(default_factory=list)  # also keep ckpt/step{N}.pt (weights)
     threads: int = 1  # torch intra-op threads (1 per job beats 2 threads in one job)
     device: str = "auto"  # auto | cpu | cuda
     compile: bool = False  # torch.compile the model
+    tf32: bool = False  # let fp32 matmuls/convs use TF32 on CUDA (nanoGPT: on); in metrics
+    augment: dict[str, Any] = field(default_factory=dict)  # task ctc: data augmentation keys
     guard: GuardConfig = field(default_factory=GuardConfig)
 
     @classmethod

@@ -20,6 +20,15 @@ def _trial_dirs(results: Path, experiment: str, run: str | None, seed: int | Non
     return sorted(p for p in runs.glob(pattern) if (p / "config.json").exists())
 
 
+def _spec_of(trial_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """The model's shape for weights-only ckpt/*.pt files: from model.pt when the trial has
+    finished, else from config.json + the dataset manifest (enough for the LMs)."""
+    if (trial_dir / "model.pt").exists():
+        return load_checkpoint(trial_dir / "model.pt")["model_config"]
+    manifest = read_json(config["data"]["manifest"])
+    return {**config["train"]["model"], "vocab_size": manifest["n_tokens"]}
+
+
 def load_latest_model(
     experiment: str,
     run: str | None = None,
@@ -54,8 +63,8 @@ def load_latest_model(
     trial_dir = path.parent if checkpoint is None else path.parent.parent
     config = read_json(trial_dir / "config.json")
     ck = load_checkpoint(path, map_location=map_location)
-    manifest = read_json(config["data"]["manifest"]) if "vocab_size" not in ck else None
-    vocab = ck["vocab_size"] if manifest is None else manifest["n_tokens"]
-    model = build_model(config["train"]["model"], vocab)
+    # model.pt carries the full spec (data-given sizes included); a ckpt/*.pt does not
+    spec = ck.get("model_config") or _spec_of(trial_dir, config)
+    model = build_model(spec, spec["vocab_size"])
     model.load_state_dict(ck["model"])
     return model.to(map_location).eval(), config, path

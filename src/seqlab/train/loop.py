@@ -9,6 +9,7 @@ order is a function of (seed, step) and the RNG state is checkpointed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import platform
@@ -22,14 +23,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 import seqlab
 from seqlab.io import atomic_write, write_json
-from seqlab.models import build_model, count_params
+from seqlab.models import build_model, count_params, model_spec
+from seqlab.train import distributed
 from seqlab.train.checkpoint import load_checkpoint, save_checkpoint
 from seqlab.train.config import TrainConfig
 from seqlab.train.optim import build_optimizer, lr_at, set_lr
-from seqlab.train.precision import Precision, unsupported_reason
+from seqlab.train.precision import (
+    Precision,
+    optim_state_dtypes,
+    set_tf32,
+    unsupported_reason,
+)
 from seqlab.train.tasks import Task, build_task
 
 
@@ -61,10 +69,8 @@ class TrainerState:
     stop_reason: str = ""
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+def _silent(_line: str) -> None:
+    """The echo of ranks other than 0."""
 
 
 def code_versions() -> dict[str, str]:
@@ -100,13 +106,21 @@ def train(
     cfg = TrainConfig.from_dict(trial["train"])
     out, ckpt_dir = Path(out_dir), Path(out_dir) / "ckpt"
     torch.set_num_threads(cfg.threads)
-    device = pick_device(cfg.device)
+    dd, device = distributed.setup(cfg.device)
+    if not dd.main:
+        echo = _silent
     seed = int(trial["seed"])
     t_start = time.time()
+    tf32 = set_tf32(cfg.tf32)  # explicit and recorded: "fp32" means IEEE fp32 unless tf32
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)  # this trial's peak, not the process's
 
     reason = unsupported_reason(cfg.precision, device)
     if reason is not None:  # a precision this device cannot run: recorded, not failed
         echo(f"skipping trial: {reason}")
+        dd.close()
+        if not dd.main:
+            return {"stop_reason": "unsupported", "rank": dd.rank}
         return _finish(out, trial, cfg, None, TrainerState(stop_reason="unsupported"), {}, device,
                        t_start, 0, extra={"skip_reason": reason})  # fmt: skip
 
@@ -115,25 +129,30 @@ def train(
     prec = Precision(cfg.precision, device.type)
     raw_model = build_model(cfg.model, task.vocab_size).to(device=device, dtype=prec.param_dtype)
     model = torch.compile(raw_model) if cfg.compile else raw_model
+    if dd.enabled:
+        model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
     opt = build_optimizer(raw_model, cfg.optim)
     scaler = prec.scaler()
     base_lr = float(cfg.optim["lr"])
     st = TrainerState()
 
     def save(path: Path) -> None:
-        save_checkpoint(path, {
-            "model": raw_model.state_dict(), "optim": opt.state_dict(),
-            "scaler": scaler.state_dict(), "rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
-            "trainer": asdict(st),
-        })  # fmt: skip
+        rng = dd.gather_rng()  # a collective: every rank takes part, rank 0 writes
+        if dd.main:
+            save_checkpoint(path, {
+                "model": raw_model.state_dict(), "optim": opt.state_dict(),
+                "scaler": scaler.state_dict(), "rng": rng,
+                "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
+                "trainer": asdict(st),
+            })  # fmt: skip
+        dd.barrier()
 
     def restore(path: Path, trainer_too: bool) -> None:
         ck = load_checkpoint(path, map_location=device)
         raw_model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optim"])
         scaler.load_state_dict(ck["scaler"])
-        torch.set_rng_state(ck["rng"])
+        torch.set_rng_state(ck["rng"][min(dd.rank, len(ck["rng"]) - 1)])
         if ck["cuda_rng"]:
             torch.cuda.set_rng_state_all(ck["cuda_rng"])
         if trainer_too:
@@ -155,7 +174,7 @@ def train(
     def evaluate() -> None:
         model.eval()
         with prec.autocast():
-            res = task.evaluate(model)
+            res = task.evaluate(raw_model if dd.enabled else model)
         model.train()
         st.last_eval, st.last_eval_step = res, st.step
         st.log.append({"kind": "eval", "step": st.step, **res})
@@ -165,7 +184,8 @@ def train(
         echo(f"step {st.step} | eval " + " | ".join(f"{k} {v:.4f}" for k, v in res.items()))
         if math.isfinite(value) and value < st.best - cfg.min_delta:
             st.best, st.best_step, st.bad_evals = value, st.step, 0
-            save_checkpoint(ckpt_dir / "best.pt", {"model": raw_model.state_dict(),
+            if dd.main:
+                save_checkpoint(ckpt_dir / "best.pt", {"model": raw_model.state_dict(),
                                                     "step": st.step, "eval": res})  # fmt: skip
         elif st.step > 0:
             st.bad_evals += 1
@@ -189,12 +209,13 @@ def train(
         set_lr(opt, lr)
         loss_sum = 0.0
         for micro in range(accum):
-            batch = task.train_batch(st.step * accum + micro)
-            with prec.autocast():
+            batch = task.train_batch((st.step * accum + micro) * dd.world + dd.rank)
+            sync = not dd.enabled or micro == accum - 1  # DDP all-reduces on the last only
+            with prec.autocast(), contextlib.nullcontext() if sync else model.no_sync():
                 loss = task.loss(model, batch)
-            scaler.scale(loss / accum).backward()
+                scaler.scale(loss / accum).backward()
             loss_sum += loss.item()
-        train_loss = loss_sum / accum
+        train_loss = dd.mean(loss_sum / accum)  # every rank decides skips on the same number
         scaler.unscale_(opt)
         clip = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
         gnorm = torch.nn.utils.clip_grad_norm_(raw_model.parameters(), clip).item()
@@ -246,7 +267,7 @@ def train(
 
         if st.step % cfg.log_interval == 0 or st.step == cfg.max_steps:
             dt = time.perf_counter() - t_last
-            tok_s = steps_since * accum * task.tokens_per_batch / dt
+            tok_s = steps_since * accum * dd.world * task.tokens_per_batch / dt
             if st.step > cfg.log_interval:  # the first interval is warm-up, kept out of medians
                 st.tok_s.append(tok_s)
                 st.ms_iter.append(1000 * dt / steps_since)
@@ -255,29 +276,44 @@ def train(
             echo(f"step {st.step} | loss {train_loss:.4f} | tok/s {tok_s / 1000:.0f}k | "
                  f"lr {lr:.2e} | gnorm {gnorm:.2f}")  # fmt: skip
             t_last, steps_since = time.perf_counter(), 0
+        t_side = time.perf_counter()  # eval and checkpoint time stay out of tok/s and ms/iter
         if (
             st.step % cfg.eval_interval == 0
             or st.step in cfg.milestones
             or st.step == cfg.max_steps
         ):
             evaluate()
-        stop_now = should_stop() and st.step < cfg.max_steps
+        if st.step in cfg.keep_steps and dd.main:  # weights only, for evaluations over steps
+            save_checkpoint(ckpt_dir / f"step{st.step}.pt",
+                            {"model": raw_model.state_dict(), "step": st.step})  # fmt: skip
+        stop_now = dd.any(should_stop()) and st.step < cfg.max_steps
         if stop_now:
             event("preempted")
         if st.step % cfg.ckpt_interval == 0 or stop_now:
             save(ckpt_dir / "last.pt")
+        t_last += time.perf_counter() - t_side
         if stop_now:
             raise Preempted(f"stopped at step {st.step}; checkpoint saved, rerun to resume")
 
     if st.last_eval_step != st.step:
         evaluate()
     st.stop_reason = st.stop_reason or "max_steps"
+    n_params = count_params(raw_model)
+    dd.barrier()
+    dd.close()
+    if not dd.main:  # rank 0 alone writes the outputs
+        return {"steps": st.step, "stop_reason": st.stop_reason, "rank": dd.rank}
     best = ckpt_dir / "best.pt"
     best_state = load_checkpoint(best)["model"] if best.exists() else raw_model.state_dict()
-    model_file = {"model": best_state, "model_config": dict(cfg.model),
+    model_file = {"model": best_state, "model_config": model_spec(raw_model),
                   "vocab_size": task.vocab_size, "step": st.best_step, "trial": trial}  # fmt: skip
-    return _finish(out, trial, cfg, task, st, model_file, device, t_start,
-                   count_params(raw_model))  # fmt: skip
+    extra = {"world_size": dd.world, "tf32": tf32, "optim_state_dtypes": optim_state_dtypes(opt),
+             "param_dtype": str(prec.param_dtype).removeprefix("torch.")}  # fmt: skip
+    if hasattr(task, "perf_metrics"):  # optional Task hook: MFU for text_lm, per device
+        tok_s = statistics.median(st.tok_s) if st.tok_s else math.nan
+        extra.update(task.perf_metrics(tok_s / dd.world, device))
+    return _finish(out, trial, cfg, task, st, model_file, device, t_start, n_params,
+                   extra=extra)  # fmt: skip
 
 
 def _finish(

@@ -56,3 +56,40 @@ def unsupported_reason(mode: str, device: torch.device) -> str | None:
     except Exception as e:  # the op set of this device lacks the dtype
         return f"{mode} unsupported on {device.type}: {type(e).__name__}: {str(e).splitlines()[0]}"
     return None
+
+
+def set_tf32(enabled: bool) -> dict[str, str]:
+    """Set, explicitly, whether fp32 matmuls and convolutions may use TF32 on CUDA.
+
+    nanoGPT's "float32" turns TF32 on for matmuls, and PyTorch's own default already uses it
+    for cuDNN convolutions, so an "fp32" baseline is IEEE fp32 only when this says so. Uses the
+    fp32_precision API of torch >= 2.9 (mixing it with allow_tf32 is an error there). Returns
+    what is in force, for metrics.json. CPU matmuls are unaffected (mkldnn is reported as is).
+    """
+    b, mode = torch.backends, "tf32" if enabled else "ieee"
+    if hasattr(b.cuda.matmul, "fp32_precision"):
+        b.cuda.matmul.fp32_precision = mode
+        b.cudnn.conv.fp32_precision = mode
+        b.cudnn.rnn.fp32_precision = mode
+        return {
+            "cuda_matmul": b.cuda.matmul.fp32_precision,
+            "cudnn_conv": b.cudnn.conv.fp32_precision,
+            "cpu_mkldnn_matmul": getattr(b.mkldnn.matmul, "fp32_precision", "unknown"),
+        }
+    b.cuda.matmul.allow_tf32 = b.cudnn.allow_tf32 = enabled  # older torch
+    return {"cuda_matmul": mode, "cudnn_conv": mode, "cpu_mkldnn_matmul": "unknown"}
+
+
+def optim_state_dtypes(opt: torch.optim.Optimizer) -> list[str]:
+    """dtypes of the optimizer's state tensors (Adam's moments; the step counter left out).
+
+    torch's Adam/AdamW create the moments with zeros_like(param), so under bf16_pure they are
+    bfloat16 too: "pure" means weights, gradients and moments all in bf16, no fp32 master copy.
+    """
+    dtypes = {
+        str(t.dtype).removeprefix("torch.")
+        for state in opt.state.values()
+        for k, t in state.items()
+        if torch.is_tensor(t) and k != "step"
+    }
+    return sorted(dtypes)

@@ -95,7 +95,11 @@ class UnitLMTask:
 
 #: task name -> "module:Class"; a class takes (data, cfg, seed, device). Imported on use, so a
 #: trial pays only for its own task.
-TASKS: dict[str, str] = {"unit_lm": "seqlab.train.tasks:UnitLMTask"}
+TASKS: dict[str, str] = {
+    "unit_lm": "seqlab.train.tasks:UnitLMTask",
+    "text_lm": "seqlab.train.text_lm:TextLMTask",
+    "ctc": "seqlab.train.ctc:CTCTask",
+}
 
 
 def build_task(trial: dict[str, Any], cfg: TrainConfig, device: torch.device) -> Task:

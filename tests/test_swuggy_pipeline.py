@@ -15,6 +15,7 @@ TRAIN = {
     "optim": {"name": "adam", "lr": 0.01, "betas": [0.9, 0.99]},
     "schedule": {"name": "constant"},
     "max_steps": 6,
+    "keep_steps": [3],
     "batch_size": 4,
     "seq_len": 32,
     "eval_interval": 3,
@@ -45,14 +46,14 @@ def snakemake(work: Path, *args: str) -> subprocess.CompletedProcess:
 
 def test_tiny_run_scores_every_trial(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(CONFIG, sort_keys=False))
-    proc = snakemake(tmp_path, "results/a/final.json")
+    proc = snakemake(tmp_path, "results/a/final.json", "results/a/plots/swuggy.svg")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     trial = tmp_path / "results/a/runs/base/seed0"
     res = json.loads((trial / "swuggy.json").read_text())
     assert 0.0 <= res["lexical_all"] <= 1.0 and res["n_pairs"] == 40 * 4
     assert {"seen", "heldout"} <= set(res) and res["heldout"]["n_pairs"] == 80
     assert res["checkpoints"]["last"]["step"] == 6
-    assert res["checkpoints"]["3"] == {"missing": "ckpt/step3.pt"}
+    assert res["checkpoints"]["3"]["step"] == 3  # weights kept by train.keep_steps
     assert set(res["controls"]) == {"phoneme_bigram", "unit_unigram"}
     gold = pd.read_csv(tmp_path / "results/data/sw/gold.csv")
     lines = (trial / "swuggy/lexical/dev.txt").read_text().splitlines()

@@ -112,6 +112,8 @@ localrules:
     summarize,
     compare,
     report,
+    precision,
+    plot_swuggy,
 
 
 def slurm_time_signal(wildcards):
@@ -134,7 +136,9 @@ def precision_exps():
 
 # --- sWUGGY ----------------------------------------------------------------------------
 SWUGGY_KINDS = ("swuggy_synthetic", "swuggy_zerospeech")
-SWUGGY_SYNTH_SETS = [n for n, d in DATASETS.items() if d.get("kind") == "swuggy_synthetic"]
+SWUGGY_SYNTH_SETS = [
+    n for n, d in DATASETS.items() if d.get("kind") == "swuggy_synthetic"
+]
 
 
 def swuggy_cfg(exp):
@@ -156,6 +160,11 @@ for _name in SWUGGY_SYNTH_SETS:
             f"datasets.{_name}.world: {_world!r} is not a synthetic_units dataset "
             f"(have {sorted(DATASETS)})"
         )
+
+
+def swuggy_exps():
+    """Experiments scored on sWUGGY: each gets results/{exp}/plots/swuggy.svg."""
+    return [e for e in EXPERIMENTS if swuggy_cfg(e)]
 
 
 def swuggy_set(wildcards):

@@ -21,7 +21,9 @@ rule prepare_swuggy_set:
         "../envs/seqlab.yaml"
     params:
         py=PY,
-        cfg=lambda w, input: as_json({**DATASETS[w.dataset], "world_manifest": str(input[0])}),
+        cfg=lambda w, input: as_json(
+            {**DATASETS[w.dataset], "world_manifest": str(input[0])}
+        ),
         out=lambda w: f"results/data/{w.dataset}",
     shell:
         "{params.py}/prepare_data.py --name {wildcards.dataset} "
@@ -57,6 +59,26 @@ rule swuggy:
     shell:
         "{params.py}/swuggy.py {params.trial} --set {input.set} --out {output.json} "
         "--submission {output.submission} --params {params.opts:q} > {log} 2>&1"
+
+
+rule plot_swuggy:
+    input:
+        "results/{exp}/summary.csv",
+    output:
+        report(
+            "results/{exp}/plots/swuggy.svg",
+            caption="../report/swuggy.rst",
+            category="{exp}",
+            labels={"plot": "sWUGGY"},
+        ),
+    log:
+        "results/logs/{exp}/plot_swuggy.log",
+    conda:
+        "../envs/seqlab.yaml"
+    params:
+        py=PY,
+    shell:
+        "{params.py}/plot_swuggy.py {input} {output} > {log} 2>&1"
 
 
 # --- PER ---

@@ -105,6 +105,7 @@ rule report:
         finals=expand("results/{exp}/final.json", exp=EXPERIMENTS),
         compare=expand("results/compare/{name}.csv", name=COMPARE),
         precision=expand("results/{exp}/plots/precision.svg", exp=precision_exps()),
+        swuggy=expand("results/{exp}/plots/swuggy.svg", exp=swuggy_exps()),
     output:
         "results/report.html",
     log:

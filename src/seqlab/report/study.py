@@ -19,7 +19,6 @@ from seqlab.report.ledger import write_ledger
 from seqlab.report.plots import plot_loss_curves, plot_metric_bars
 from seqlab.report.precision import precision_table, table_records
 from seqlab.report.summary import load_trials, make_final, write_final, write_summary_csv
-from seqlab.report.swuggy_plots import has_swuggy, plot_swuggy
 
 #: plots written by summarize_experiment, relative to results/{exp}/
 #: train-loss curves; eval curves of the metric that picks the best checkpoint (eval loss for
@@ -65,8 +64,6 @@ def summarize_experiment(
     )
     plot_metric_bars(final, rank_by, out / PLOTS[2], title=f"{exp}: best {select} per run")
     write_ledger(exp, final, base_train or {}, out / "ledger.md")
-    if has_swuggy(df):
-        plot_swuggy(df, out / SWUGGY_PLOT, title=f"{exp}: sWUGGY")
     if "cfg.precision" in df and df["cfg.precision"].nunique() > 1:  # a precision study
         final["precision"] = {"baseline": "fp32", "rows": table_records(precision_table(df))}
     write_final(final, out / "final.json")  # last: it is the rule's target

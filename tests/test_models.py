@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -28,16 +27,6 @@ GPT_124M = {
     "block_size": 1024,
     "pad_vocab_multiple": 64,
 }
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """One torch thread, as a training job runs: small ops are slower with several threads,
-    badly so when other jobs share the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _build(cfg: dict, vocab_size: int = V, seed: int = 0) -> torch.nn.Module:

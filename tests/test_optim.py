@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -16,16 +15,6 @@ from seqlab.train.optim import build_optimizer, lr_at, set_lr
 
 V = 258
 GPT_SMALL = {"arch": "gpt2", "n_layer": 2, "n_head": 4, "n_embd": 64, "block_size": 32}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """One torch thread, as a training job runs: small ops are slower with several threads,
-    badly so when other jobs share the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _model(cfg: dict | None = None) -> nn.Module:

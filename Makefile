@@ -27,8 +27,9 @@ run: $(STAMP)
 report: $(STAMP)
 	$(BIN)/snakemake --profile profiles/default --cores $(CORES) report
 
+# As root on Debian, also installs chromium and runs a local Slurm for the cluster tests.
 test: $(STAMP)
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest $(PYTEST_ARGS)
+	scripts/test.sh $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -m "not slow and not slurm" $(PYTEST_ARGS)

@@ -45,6 +45,30 @@ def unit_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_unit_dataset(tmp_path_factory.mktemp("units"))
 
 
+#: a tiny synthetic corpus and LSTM for real snakemake runs (seconds per trial)
+TINY_DATASET = {
+    "kind": "synthetic_units",
+    "seed": 3,
+    "lexicon_size": 200,
+    "n_train_utterances": 120,
+    "n_eval_utterances": 20,
+}
+TINY_TRAIN = {
+    "model": {"arch": "lstm", "n_embd": 16, "hidden": 16, "n_layer": 1, "dropout": 0.0},
+    "optim": {"name": "adam", "lr": 0.01, "betas": [0.9, 0.99]},
+    "schedule": {"name": "constant"},
+    "max_steps": 6,
+    "batch_size": 4,
+    "seq_len": 32,
+    "grad_clip": 5.0,
+    "eval_interval": 3,
+    "eval_batches": 2,
+    "ckpt_interval": 3,
+    "log_interval": 2,
+    "milestones": [3],
+}
+
+
 def tiny_trial(manifest: Path, **train: object) -> dict:
     """A resolved trial config for a tiny LSTM: seconds on one CPU thread."""
     cfg = {

@@ -8,37 +8,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import PYTHON, ROOT
-
-TINY_TRAIN = {
-    "model": {"arch": "lstm", "n_embd": 16, "hidden": 16, "n_layer": 1, "dropout": 0.0},
-    "optim": {"name": "adam", "lr": 0.01, "betas": [0.9, 0.99]},
-    "schedule": {"name": "constant"},
-    "max_steps": 6,
-    "batch_size": 4,
-    "seq_len": 32,
-    "grad_clip": 5.0,
-    "eval_interval": 3,
-    "eval_batches": 2,
-    "ckpt_interval": 3,
-    "log_interval": 2,
-    "milestones": [3],
-}
+from conftest import PYTHON, ROOT, TINY_DATASET, TINY_TRAIN
 
 
 def tiny_config() -> dict:
     gpt = dict(TINY_TRAIN, model={"arch": "gpt2", "n_embd": 16, "n_layer": 1, "n_head": 2,
                                   "block_size": 32})  # fmt: skip
     return {
-        "datasets": {
-            "tiny": {
-                "kind": "synthetic_units",
-                "seed": 3,
-                "lexicon_size": 200,
-                "n_train_utterances": 120,
-                "n_eval_utterances": 20,
-            }
-        },
+        "datasets": {"tiny": TINY_DATASET},
         "experiments": {
             "a": {
                 "dataset": "tiny",

@@ -1,0 +1,317 @@
+#!/usr/bin/env bash
+# A single-node Slurm (22.05, Debian 12) on this machine, for the tests and for trying
+# `snakemake --profile profiles/slurm` without a cluster.
+#
+#   scripts/slurm-local.sh start    install (first time), configure, start munged, slurmctld, slurmd
+#   scripts/slurm-local.sh status   daemons, node, partitions, queue; exit 0 only when ready
+#   scripts/slurm-local.sh stop     cancel the queue, stop the daemons by the PIDs recorded at start
+#   scripts/slurm-local.sh install  only the packages (nothing is started)
+#
+# Needs root (packages, /etc/slurm, munge). Every step is idempotent: `start` on a running
+# cluster reports it and does nothing; `stop` on a stopped one too.
+#
+# Why it looks the way it does (facts from trials on these machines):
+# - no systemd: the daemons run in the foreground (-D / -F) under setsid, and their PIDs are
+#   recorded in $STATE/pids; `stop` signals only those PIDs (checked against the executable
+#   and start time recorded with them), never a process name;
+# - a policy-rc.d keeps the Debian packages from starting services while they install;
+# - SlurmctldHost must equal `hostname -s`; the node line is copied from `slurmd -C`;
+# - proctrack/linuxproc + task/none: no cgroups needed (containers, no systemd);
+# - fake GPUs: gres whose File= is a character device (mknod c 1 3, i.e. /dev/null's numbers);
+#   plain files are refused by slurmd. A job with --gpus=1 gets CUDA_VISIBLE_DEVICES=0;
+# - no slurmdbd: `sacct` fails, so the snakemake plugin must poll with `squeue`, which only
+#   sees a finished job for MinJobAge seconds; MinJobAge=600 is > 3x the plugin's poll
+#   interval (profile: 10 s initial, at most 180 s) so no finished job is ever missed;
+# - two partitions: `main` (default, PreemptMode=REQUEUE) and `urgent` (higher PriorityTier):
+#   a job there preempts jobs in `main`, which Slurm requeues (held ~2 min by BeginTime).
+set -euo pipefail
+
+STATE=${SEQLAB_SLURM_STATE:-/var/lib/seqlab-slurm}
+CONF_DIR=/etc/slurm
+CONF=$CONF_DIR/slurm.conf
+MARKER="# written by seqlab scripts/slurm-local.sh"
+N_GPUS=${SEQLAB_SLURM_GPUS:-3}          # the seeds' 3 GPUs, as fake gres devices
+# GraceTime of the preemptible partition. 0: a preempted job gets SIGTERM, KillWait (10 s) to
+# checkpoint, and is requeued by Slurm whatever its exit status. With a grace time, a job that
+# exits within it (the trainer exits 75 once checkpointed) ends FAILED instead, and it is
+# Snakemake's retry that resubmits it - also correct, but not what we want to test here.
+GRACE=${SEQLAB_SLURM_GRACE:-0}
+PACKAGES=(slurm-wlm slurmctld slurmd slurm-client munge)
+DAEMONS=(munged slurmctld slurmd)        # start order; stop goes in reverse
+
+die() { echo "slurm-local: error: $*" >&2; exit 1; }
+say() { echo "slurm-local: $*"; }
+
+need_root() {
+  [[ $(id -u) -eq 0 ]] || die "must run as root (installs packages, writes $CONF, runs munge)"
+}
+
+# ---------------------------------------------------------------- packages
+install_packages() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+      || missing+=("$p")
+  done
+  if ((${#missing[@]} == 0)); then
+    return 0
+  fi
+  command -v apt-get >/dev/null || die "apt-get not found: this script targets Debian 12"
+  say "installing ${missing[*]}"
+  # policy-rc.d exit 101 = "action forbidden": the packages' postinst scripts must not try to
+  # start daemons (there is no systemd here, and we run them ourselves below).
+  local policy=/usr/sbin/policy-rc.d created_policy=0
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    created_policy=1
+  fi
+  local rc=0
+  if ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then
+    apt-get update -q || rc=$?
+  fi
+  ((rc == 0)) && { DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+    --no-install-recommends "${missing[@]}" || rc=$?; }
+  ((created_policy)) && rm -f "$policy"
+  ((rc == 0)) || die "apt-get failed (rc $rc); run 'apt-get update' and retry"
+}
+
+# ---------------------------------------------------------------- configuration
+write_munge_key() {
+  # The package normally creates the key; make sure it exists with munge's required modes.
+  if [[ ! -s /etc/munge/munge.key ]]; then
+    say "creating /etc/munge/munge.key"
+    if command -v mungekey >/dev/null; then
+      mungekey --create --keyfile=/etc/munge/munge.key
+    else
+      dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 status=none
+    fi
+  fi
+  chown munge:munge /etc/munge/munge.key
+  chmod 400 /etc/munge/munge.key
+  install -d -o munge -g munge -m 700 /var/lib/munge /var/log/munge /etc/munge
+  install -d -o munge -g munge -m 755 /run/munge
+}
+
+make_fake_gpus() {
+  install -d "$STATE/dev"
+  local i
+  for ((i = 0; i < N_GPUS; i++)); do
+    # slurmd accepts only device files as gres File=; 1,3 are /dev/null's numbers (harmless).
+    [[ -c $STATE/dev/gpu$i ]] || { rm -f "$STATE/dev/gpu$i"; mknod "$STATE/dev/gpu$i" c 1 3; }
+  done
+}
+
+write_config() {
+  if [[ -e $CONF ]] && ! grep -qF "$MARKER" "$CONF"; then
+    die "$CONF exists and was not written by this script; move it away to use the local Slurm"
+  fi
+  local host node
+  host=$(hostname -s)
+  # `slurmd -C` prints this machine's real node line (CPUs, sockets, memory); keep its first
+  # line only (the second is UpTime) and name the node after the host.
+  node=$(slurmd -C | head -n1) || die "'slurmd -C' failed"
+  [[ $node == NodeName=* ]] || die "unexpected 'slurmd -C' output: $node"
+  node="NodeName=$host ${node#NodeName=* }"
+  install -d "$CONF_DIR" "$STATE/ctld" "$STATE/d" "$STATE/log" "$STATE/pids"
+  local tmp=$CONF.tmp
+  cat >"$tmp" <<EOF
+$MARKER -- regenerated on every start; edit the script, not this file.
+ClusterName=seqlab
+SlurmctldHost=$host
+# root runs everything: a one-user test cluster, no permissions to get wrong.
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+StateSaveLocation=$STATE/ctld
+SlurmdSpoolDir=$STATE/d
+SlurmctldPidFile=$STATE/slurmctld.pidfile
+SlurmdPidFile=$STATE/slurmd.pidfile
+SlurmctldLogFile=$STATE/log/slurmctld.log
+SlurmdLogFile=$STATE/log/slurmd.log
+# no cgroups in containers / without systemd
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+DefMemPerCPU=1000
+GresTypes=gpu
+SchedulerType=sched/backfill
+ReturnToService=2
+MpiDefault=none
+# squeue (the plugin's status command here) must still list a finished job at the next poll
+MinJobAge=600
+KillWait=10
+# preemption: a job in a higher PriorityTier partition requeues jobs of a lower one
+PreemptType=preempt/partition_prio
+PreemptMode=REQUEUE
+JobRequeue=1
+$node Gres=gpu:$N_GPUS State=UNKNOWN
+PartitionName=main Nodes=ALL Default=YES MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=REQUEUE GraceTime=$GRACE
+PartitionName=urgent Nodes=ALL MaxTime=INFINITE State=UP PriorityTier=10 PreemptMode=OFF
+EOF
+  mv "$tmp" "$CONF"
+  {
+    echo "$MARKER"
+    echo "AutoDetect=off"
+    echo "NodeName=$host Name=gpu File=$STATE/dev/gpu[0-$((N_GPUS - 1))]"
+  } >"$CONF_DIR/gres.conf"
+}
+
+# ---------------------------------------------------------------- processes by PID
+# A record is "PID STARTTIME EXE": the start time (field 22 of /proc/PID/stat) guards
+# against a recycled PID, the resolved executable (Debian's slurmd is an alternatives link
+# to slurmd-wlm) against a record pointing at some other program.
+proc_start() { awk '{print $22}' "/proc/$1/stat" 2>/dev/null; }
+
+recorded_alive() { # name -> 0 if the recorded process still runs
+  local f=$STATE/pids/$1 pid start exe
+  [[ -s $f ]] || return 1
+  read -r pid start exe <"$f"
+  [[ -d /proc/$pid && $(proc_start "$pid") == "$start" ]] || return 1
+  [[ $(readlink "/proc/$pid/exe" 2>/dev/null) == "$exe" ]]
+}
+
+recorded_pid() { awk '{print $1}' "$STATE/pids/$1"; }
+
+launch() { # name, daemon binary, command... : start in its own session, record its PID
+  local name=$1 exe
+  exe=$(readlink -f "$2") || die "$2 not found"
+  shift 2
+  local log=$STATE/log/$name.out pidfile=$STATE/pids/$name.launch
+  rm -f "$pidfile"
+  # The inner shell records its own PID and then execs the daemon, so the PID is the daemon's.
+  # setsid detaches it from this shell's session: it survives the caller and ignores its ^C.
+  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" </dev/null >>"$log" 2>&1 &
+  local i pid=""
+  for ((i = 0; i < 50; i++)); do
+    [[ -s $pidfile ]] && pid=$(<"$pidfile") \
+      && [[ $(readlink "/proc/$pid/exe" 2>/dev/null) == "$exe" ]] && break
+    sleep 0.1
+  done
+  [[ -n $pid && $(readlink "/proc/$pid/exe" 2>/dev/null) == "$exe" ]] \
+    || die "$name did not start; see $log"
+  echo "$pid $(proc_start "$pid") $exe" >"$STATE/pids/$name"
+  rm -f "$pidfile"
+}
+
+wait_for() { # seconds, description, command... : poll until the command succeeds
+  local secs=$1 what=$2
+  shift 2
+  local end=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < end)) || return 1
+    sleep 0.5
+  done
+  echo "slurm-local: $what ok"
+}
+
+node_ready() { # the node is up (idle, mixed or allocated), not down/drained/unknown
+  sinfo -h -N -o '%T' | grep -Eq '^(idle|mixed|allocated)'
+}
+
+# ---------------------------------------------------------------- commands
+start() {
+  need_root
+  install_packages
+  install -d "$STATE/pids" "$STATE/log"
+  local all=1 d
+  for d in "${DAEMONS[@]}"; do recorded_alive "$d" || all=0; done
+  if ((all)); then
+    say "already running (state in $STATE)"
+    status
+    return
+  fi
+  write_munge_key
+  make_fake_gpus
+  write_config
+  if ! recorded_alive munged; then
+    # munged refuses to run as root; setpriv execs (no extra process), keeping the PID ours.
+    launch munged /usr/sbin/munged setpriv --reuid=munge --regid=munge --init-groups /usr/sbin/munged -F
+  fi
+  wait_for 15 "munge" munge -n || die "munged is not answering; see $STATE/log/munged.out"
+  # -i: ignore saved state that no longer matches the config; -D: foreground
+  recorded_alive slurmctld || launch slurmctld /usr/sbin/slurmctld /usr/sbin/slurmctld -D -i
+  wait_for 30 "slurmctld" scontrol ping || die "slurmctld is not answering; see $STATE/log/"
+  recorded_alive slurmd || launch slurmd /usr/sbin/slurmd /usr/sbin/slurmd -D
+  if ! wait_for 60 "node $(hostname -s)" node_ready; then
+    sinfo -N -l >&2 || true
+    die "the node did not come up; see $STATE/log/slurmd.log and slurmctld.log"
+  fi
+  # A node that was DOWN from an earlier unclean stop comes back with ReturnToService=2,
+  # but clear a leftover drain reason explicitly.
+  scontrol update nodename="$(hostname -s)" state=resume >/dev/null 2>&1 || true
+  say "ready: partitions main (default, preemptible) and urgent; $N_GPUS fake GPUs"
+}
+
+stop_pid() { # name : TERM, wait, then KILL - only the recorded process
+  local name=$1 pid i
+  if ! recorded_alive "$name"; then
+    rm -f "$STATE/pids/$name"
+    return
+  fi
+  pid=$(recorded_pid "$name")
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do
+    recorded_alive "$name" || break
+    sleep 0.1
+  done
+  if recorded_alive "$name"; then
+    say "$name ($pid) ignored SIGTERM for 10 s; sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    sleep 0.5
+  fi
+  rm -f "$STATE/pids/$name"
+  say "stopped $name ($pid)"
+}
+
+stop() {
+  need_root
+  [[ -d $STATE/pids ]] || { say "not running (no $STATE/pids)"; return; }
+  if recorded_alive slurmctld; then
+    # Cancel what is queued or running so that no slurmstepd (started by slurmd, not by us)
+    # outlives the cluster; wait a bounded time for the jobs to end.
+    local jobs
+    jobs=$(timeout 10 squeue -h -o '%i' 2>/dev/null || true)
+    if [[ -n $jobs ]]; then
+      say "cancelling jobs: $(echo "$jobs" | tr '\n' ' ')"
+      # shellcheck disable=SC2086 # one word per job id
+      timeout 10 scancel $jobs || true
+      wait_for 30 "queue drained" bash -c '[[ -z $(squeue -h -t R,CG -o %i) ]]' \
+        || say "warning: some jobs were still ending after 30 s"
+    fi
+  fi
+  local i
+  for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do stop_pid "${DAEMONS[i]}"; done
+}
+
+status() {
+  local d rc=0
+  for d in "${DAEMONS[@]}"; do
+    if recorded_alive "$d"; then
+      echo "$d: running (pid $(recorded_pid "$d"))"
+    else
+      echo "$d: not running"
+      rc=1
+    fi
+  done
+  if ((rc == 0)); then
+    sinfo -o '%P %a %l %D %T %G' || rc=1
+    squeue -o '%i %P %j %T %M %R' || rc=1
+    node_ready || rc=1
+  fi
+  return $rc
+}
+
+case ${1:-} in
+  start) start ;;
+  stop) stop ;;
+  status) status ;;
+  install) need_root && install_packages ;;
+  *)
+    echo "usage: $0 start|stop|status|install   (state: $STATE, config: $CONF)" >&2
+    exit 2
+    ;;
+esac

@@ -178,8 +178,8 @@ def train(
         model.train()
         st.last_eval, st.last_eval_step = res, st.step
         st.log.append({"kind": "eval", "step": st.step, **res})
-        if st.step in cfg.milestones:
-            st.eval_at[str(st.step)] = res[task.select]
+        if st.step in cfg.milestones:  # eval_loss_at: the loss, whatever picks the best
+            st.eval_at[str(st.step)] = res.get("eval_loss", res[task.select])
         value = res[task.select]
         echo(f"step {st.step} | eval " + " | ".join(f"{k} {v:.4f}" for k, v in res.items()))
         if math.isfinite(value) and value < st.best - cfg.min_delta:

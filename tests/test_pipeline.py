@@ -103,7 +103,11 @@ def test_changing_one_experiment_retrains_only_its_trials(work: Path) -> None:
     cfg = tiny_config()
     cfg["experiments"]["a"]["train"] = dict(TINY_TRAIN, optim={**TINY_TRAIN["optim"], "lr": 0.02})
     final_b = (work / "results/b/final.json").stat().st_mtime_ns
+    metrics = work / "results/a/runs/base/seed0/metrics.json"
+    loss_before = json.loads(metrics.read_text())["final_train_loss"]
     changed, added = _rerun_with(work, cfg)
+    # really retrained under the new lr, not resumed from the old checkpoint
+    assert json.loads(metrics.read_text())["final_train_loss"] != loss_before
     assert changed == {f"results/a/runs/base/seed{s}/metrics.json" for s in (0, 1)} and not added
     trial = json.loads((work / "results/a/runs/base/seed0/config.json").read_text())
     assert trial["train"]["optim"]["lr"] == 0.02

@@ -15,6 +15,7 @@ from conftest import PYTHON, ROOT, tiny_trial
 from seqlab.io import SeqlabError, read_json
 from seqlab.train.checkpoint import load_checkpoint
 from seqlab.train.loop import Preempted, train
+from seqlab.train.tasks import TASKS, UnitLMTask
 
 SCRIPT = str(ROOT / "workflow" / "scripts" / "train.py")
 
@@ -151,3 +152,60 @@ def test_guard_skips_nonfinite_and_cuts_lr(unit_manifest: Path, tmp_path: Path) 
     kw["guard"] = {"enabled": False}
     m2 = train(tiny_trial(unit_manifest, **kw), tmp_path / "unguarded", echo=quiet)
     assert m2["stop_reason"] == "diverged"
+
+
+def test_changed_config_discards_the_checkpoint(unit_manifest: Path, tmp_path: Path) -> None:
+    """A rerun under another lr must not resume (and republish) the old trajectory."""
+    train(tiny_trial(unit_manifest), tmp_path / "t", echo=quiet)
+    old = curves(tmp_path / "t")
+    m = train(tiny_trial(unit_manifest, optim={"name": "adam", "lr": 3e-3}), tmp_path / "t",
+              echo=quiet)  # fmt: skip
+    train(tiny_trial(unit_manifest, optim={"name": "adam", "lr": 3e-3}), tmp_path / "fresh",
+          echo=quiet)  # fmt: skip
+    events = [json.loads(x).get("event") for x in open(tmp_path / "t" / "log.jsonl")]
+    assert "ckpt_discarded" in events and "resume" not in events
+    assert curves(tmp_path / "t") == curves(tmp_path / "fresh") != old
+    assert m["steps"] == 12
+
+
+def test_larger_max_steps_continues_the_trial(unit_manifest: Path, tmp_path: Path) -> None:
+    train(tiny_trial(unit_manifest, max_steps=8), tmp_path / "t", echo=quiet)
+    m = train(tiny_trial(unit_manifest, max_steps=12), tmp_path / "t", echo=quiet)
+    log = [json.loads(x) for x in open(tmp_path / "t" / "log.jsonl")]
+    assert [e["from_step"] for e in log if e.get("event") == "resume"] == [8]
+    assert m["steps"] == 12 and max(e["step"] for e in log) == 12
+
+
+class SpikyTask(UnitLMTask):
+    """Unit LM whose loss is 50x at one batch: a data-borne spike that every replay meets."""
+
+    SPIKE_INDEX = 7
+
+    def train_batch(self, index: int):
+        self._index = index
+        return super().train_batch(index)
+
+    def loss(self, model, batch):
+        loss = super().loss(model, batch)
+        return loss * 50 if self._index == self.SPIKE_INDEX else loss
+
+
+def test_spike_rolls_back_a_bounded_number_of_times(
+    unit_manifest: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(TASKS, "spiky", "test_train:SpikyTask")
+    trial = tiny_trial(unit_manifest, ckpt_interval=2, guard={"spike_factor": 3.0,
+                       "spike_window": 4, "max_rollbacks": 2, "lr_cut": 0.5})  # fmt: skip
+    trial["task"] = "spiky"
+    m = train(trial, tmp_path, echo=quiet)
+    events = [e for e in map(json.loads, open(tmp_path / "log.jsonl")) if e["kind"] == "event"]
+    rollbacks = [e for e in events if e["event"] == "rollback"]
+    assert len(rollbacks) == 2 == m["n_rollbacks"]
+    assert all(e["from_step"] == 8 and e["to_step"] == 6 for e in rollbacks)
+    assert [e["event"] for e in events].count("spike") == 1  # then it is only logged
+    assert m["n_lr_cuts"] == 2 and m["stop_reason"] == "max_steps" and m["steps"] == 12
+
+
+def test_zero_interval_is_one_clear_error(unit_manifest: Path, tmp_path: Path) -> None:
+    with pytest.raises(SeqlabError, match=r"train\.eval_interval: must be >= 1"):
+        train(tiny_trial(unit_manifest, eval_interval=0), tmp_path, echo=quiet)

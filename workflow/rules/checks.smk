@@ -12,8 +12,6 @@ rule check_data:
     conda:
         "../envs/seqlab.yaml"
     params:
-        py=PY,
         cfg=lambda w: as_json(DATASETS[w.dataset].get("checks", {})),
     shell:
-        "{params.py}/check_data.py {input} {output} "
-        "--params {params.cfg:q} > {log} 2>&1"
+        "check_data.py {input} {output} " "--params {params.cfg:q} > {log} 2>&1"

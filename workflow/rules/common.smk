@@ -2,6 +2,7 @@
 # Rules know paths and wildcards; the logic of grids and run ids lives in seqlab.grid.
 
 import json
+import os
 import sys
 
 from seqlab.grid import expand_runs, resolve_trial
@@ -18,17 +19,21 @@ for _name, _exp in EXPERIMENTS.items():
             f"(have {sorted(DATASETS)})"
         )
 
-# Scripts run with the interpreter that runs Snakemake (the project's venv) from any cwd.
-PY = f"{sys.executable} {workflow.basedir}/workflow/scripts"
+# Scripts are run by name: the project's venv (the interpreter running Snakemake) and
+# workflow/scripts come first on PATH for every job. Not a rule param, so moving the checkout
+# or the venv reruns nothing; `set -euo pipefail` is Snakemake's own default prefix.
+shell.prefix(
+    f'set -euo pipefail; export PATH="{workflow.basedir}/workflow/scripts:'
+    f'{os.path.dirname(sys.executable)}:$PATH"; '
+)
 
 
 def train_launcher(wildcards):
-    """PY for one process; torchrun with one process per GPU when a trial asks for > 1."""
+    """'' for one process; torchrun with one process per GPU when a trial asks for > 1."""
     gpus = EXPERIMENTS[wildcards.exp].get("resources", {}).get("gpu", 0)
     if gpus <= 1:
-        return PY
-    scripts = f"{workflow.basedir}/workflow/scripts"
-    return f"{sys.executable} -m torch.distributed.run --standalone --nproc_per_node={gpus} {scripts}"
+        return ""
+    return f"torchrun --standalone --nproc_per_node={gpus} --no-python "
 
 
 def trials(exp):

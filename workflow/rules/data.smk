@@ -10,9 +10,8 @@ rule prepare_data:
     conda:
         "../envs/seqlab.yaml"
     params:
-        py=PY,
         cfg=lambda w: as_json(DATASETS[w.dataset]),
         out=lambda w: f"results/data/{w.dataset}",
     shell:
-        "{params.py}/prepare_data.py --name {wildcards.dataset} "
+        "prepare_data.py --name {wildcards.dataset} "
         "--params {params.cfg:q} --out {params.out} > {log} 2>&1"

@@ -20,13 +20,12 @@ rule prepare_swuggy_set:
     conda:
         "../envs/seqlab.yaml"
     params:
-        py=PY,
         cfg=lambda w, input: as_json(
             {**DATASETS[w.dataset], "world_manifest": str(input[0])}
         ),
         out=lambda w: f"results/data/{w.dataset}",
     shell:
-        "{params.py}/prepare_data.py --name {wildcards.dataset} "
+        "prepare_data.py --name {wildcards.dataset} "
         "--params {params.cfg:q} --out {params.out} > {log} 2>&1"
 
 
@@ -53,11 +52,10 @@ rule swuggy:
         mem_mb=resource("mem_mb", 4000),
         runtime=resource("runtime", 60),
     params:
-        py=PY,
         opts=swuggy_opts,
         trial=lambda w: f"results/{w.exp}/runs/{w.run}/seed{w.seed}",
     shell:
-        "{params.py}/swuggy.py {params.trial} --set {input.set} --out {output.json} "
+        "swuggy.py {params.trial} --set {input.set} --out {output.json} "
         "--submission {output.submission} --params {params.opts:q} > {log} 2>&1"
 
 
@@ -75,10 +73,8 @@ rule plot_swuggy:
         "results/logs/{exp}/plot_swuggy.log",
     conda:
         "../envs/seqlab.yaml"
-    params:
-        py=PY,
     shell:
-        "{params.py}/plot_swuggy.py {input} {output} > {log} 2>&1"
+        "plot_swuggy.py {input} {output} > {log} 2>&1"
 
 
 # --- PER ---
@@ -94,7 +90,5 @@ rule per:
         "results/{exp}/runs/{run}/seed{seed}/per.log",
     conda:
         "../envs/seqlab.yaml"
-    params:
-        py=PY,
     shell:
-        "{params.py}/per.py {input.model} {output} > {log} 2>&1"
+        "per.py {input.model} {output} > {log} 2>&1"

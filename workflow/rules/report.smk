@@ -38,12 +38,11 @@ rule summarize:
     conda:
         "../envs/seqlab.yaml"
     params:
-        py=PY,
         trials=lambda w: [f"results/{w.exp}/runs/{r}/seed{s}" for r, s in trials(w.exp)],
         plateau=lambda w: as_json(EXPERIMENTS[w.exp].get("plateau", {})),
         base=lambda w: as_json(EXPERIMENTS[w.exp]["train"]),
     shell:
-        "{params.py}/summarize.py --out results/{wildcards.exp} --checks {input.checks} "
+        "summarize.py --out results/{wildcards.exp} --checks {input.checks} "
         "--plateau {params.plateau:q} --base-train {params.base:q} {params.trials} "
         "> {log} 2>&1"
 
@@ -63,10 +62,9 @@ rule compare:
     conda:
         "../envs/seqlab.yaml"
     params:
-        py=PY,
         spec=lambda w: as_json(COMPARE[w.name]),
     shell:
-        "{params.py}/compare.py {wildcards.name} {params.spec:q} {output} > {log} 2>&1"
+        "compare.py {wildcards.name} {params.spec:q} {output} > {log} 2>&1"
 
 
 # Precision study: every mode relative to fp32 (tokens/s, memory, loss, diverged, skipped).
@@ -94,10 +92,8 @@ rule precision:
         "results/logs/{exp}/precision.log",
     conda:
         "../envs/seqlab.yaml"
-    params:
-        py=PY,
     shell:
-        "{params.py}/precision.py {input} {output.table} {output.plot} > {log} 2>&1"
+        "precision.py {input} {output.table} {output.plot} > {log} 2>&1"
 
 
 rule report:
@@ -113,8 +109,7 @@ rule report:
     conda:
         "../envs/seqlab.yaml"
     params:
-        py=PY,
         exps=list(EXPERIMENTS),
     shell:
-        "{params.py}/report.py --experiments {params.exps} --compare {input.compare} "
+        "report.py --experiments {params.exps} --compare {input.compare} "
         "--out {output} > {log} 2>&1"

@@ -10,10 +10,9 @@ rule trial_config:
     conda:
         "../envs/seqlab.yaml"
     params:
-        py=PY,
         trial=trial_json,
     shell:
-        "{params.py}/write_json.py {output} {params.trial:q} > {log} 2>&1"
+        "write_json.py {output} {params.trial:q} > {log} 2>&1"
 
 
 rule train:
@@ -38,6 +37,6 @@ rule train:
         # SLURM only (ignored locally): warn the trainer before the time limit
         slurm_extra=slurm_time_signal,
     params:
-        py=train_launcher,
+        launch=train_launcher,
     shell:
-        "{params.py}/train.py {input.config} > {log} 2>&1"
+        "{params.launch}train.py {input.config} > {log} 2>&1"

@@ -25,6 +25,7 @@ class GuardConfig:
     lr_cut: float = 0.8  # multiply the LR by this on each cut
     min_lr: float = 0.0  # never cut below this LR
     max_cuts: int = 5  # at most this many cuts per trial
+    max_rollbacks: int = 3  # at most this many roll-backs per trial, then spikes are only logged
 
 
 @dataclass
@@ -71,9 +72,12 @@ class TrainConfig:
         cfg = cls(**d, guard=GuardConfig(**g))
         if cfg.precision not in PRECISIONS:
             raise SeqlabError(f"{where}.precision: {cfg.precision!r} is not one of {PRECISIONS}")
-        for name in ("max_steps", "batch_size", "seq_len", "grad_accum"):
+        for name in ("max_steps", "batch_size", "seq_len", "grad_accum", "eval_interval",
+                     "ckpt_interval", "log_interval"):  # fmt: skip
             if getattr(cfg, name) < 1:
                 raise SeqlabError(f"{where}.{name}: must be >= 1, got {getattr(cfg, name)}")
+        if cfg.guard.max_skips < 1:
+            raise SeqlabError(f"{where}.guard.max_skips: must be >= 1, got {cfg.guard.max_skips}")
         return cfg
 
     def to_dict(self) -> dict[str, Any]:

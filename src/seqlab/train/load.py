@@ -63,6 +63,8 @@ def load_latest_model(
     trial_dir = path.parent if checkpoint is None else path.parent.parent
     config = read_json(trial_dir / "config.json")
     ck = load_checkpoint(path, map_location=map_location)
+    if ck.get("model") is None:
+        raise SeqlabError(f"{path}: the trial was skipped ({ck.get('skip_reason', 'no weights')})")
     # model.pt carries the full spec (data-given sizes included); a ckpt/*.pt does not
     spec = ck.get("model_config") or _spec_of(trial_dir, config)
     model = build_model(spec, spec["vocab_size"])

@@ -10,6 +10,7 @@ order is a function of (seed, step) and the RNG state is checkpointed.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import platform
@@ -67,6 +68,25 @@ class TrainerState:
     ms_iter: list[float] = field(default_factory=list)
     log: list[dict[str, Any]] = field(default_factory=list)
     stop_reason: str = ""
+
+
+#: trainer fields a rollback keeps (the measurements and the guard's own state)
+ROLLBACK_KEEPS = ("lr_scale", "n_cuts", "n_rollbacks", "n_skipped", "best", "best_step",
+                  "bad_evals")  # fmt: skip
+#: train keys that do not change the weights' trajectory: a checkpoint made under other values
+#: of these is resumed (e.g. a larger max_steps continues a finished trial)
+BOOKKEEPING = {"max_steps", "eval_interval", "eval_batches", "ckpt_interval", "log_interval",
+               "patience", "min_delta", "milestones", "keep_steps", "threads", "device",
+               "compile"}  # fmt: skip
+
+
+def trajectory_fingerprint(trial: dict[str, Any], data: dict[str, Any], world: int) -> str:
+    """What a checkpoint must match to be resumed: the trajectory-relevant config, the data
+    (the manifest's hash) and the number of processes."""
+    train = {k: v for k, v in trial["train"].items() if k not in BOOKKEEPING}
+    payload = {"train": train, "seed": trial["seed"], "task": trial.get("task"),
+               "data": data.get("manifest_sha256"), "world": world}  # fmt: skip
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _silent(_line: str) -> None:
@@ -135,6 +155,7 @@ def train(
     scaler = prec.scaler()
     base_lr = float(cfg.optim["lr"])
     st = TrainerState()
+    fingerprint = trajectory_fingerprint(trial, task.data_info(), dd.world)
 
     def save(path: Path) -> None:
         rng = dd.gather_rng()  # a collective: every rank takes part, rank 0 writes
@@ -143,12 +164,13 @@ def train(
                 "model": raw_model.state_dict(), "optim": opt.state_dict(),
                 "scaler": scaler.state_dict(), "rng": rng,
                 "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
-                "trainer": asdict(st),
+                "trainer": asdict(st), "fingerprint": fingerprint,
             })  # fmt: skip
         dd.barrier()
 
-    def restore(path: Path, trainer_too: bool) -> None:
-        ck = load_checkpoint(path, map_location=device)
+    def restore(ck: dict[str, Any], trainer_too: bool) -> None:
+        """ck loaded on the CPU: RNG states must stay CPU tensors; load_state_dict moves the
+        weights and the optimizer state to their parameters' device."""
         raw_model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optim"])
         scaler.load_state_dict(ck["scaler"])
@@ -193,10 +215,20 @@ def train(
                 st.stop_reason = "early_stop"
                 event("early_stop", best_step=st.best_step, patience=cfg.patience)
 
+    resumed = False
     if (ckpt_dir / "last.pt").exists():
-        restore(ckpt_dir / "last.pt", trainer_too=True)
-        event("resume", from_step=st.step)
-    else:
+        ck = load_checkpoint(ckpt_dir / "last.pt")
+        if ck.get("fingerprint") == fingerprint:
+            restore(ck, trainer_too=True)
+            event("resume", from_step=st.step)
+            resumed = True
+        else:  # made by another config or other data: resuming would publish stale results
+            if dd.main:
+                for old in ckpt_dir.glob("*.pt"):
+                    old.unlink()
+            dd.barrier()
+            event("ckpt_discarded", why="config or data changed since the checkpoint")
+    if not resumed:
         evaluate()  # step 0: the untrained loss, the start of every curve
 
     model.train()
@@ -231,6 +263,7 @@ def train(
 
         # the stability guard: skip non-finite updates, cut the LR, roll back after a spike
         g = cfg.guard
+        st.consecutive_skips = 0 if finite else st.consecutive_skips + 1  # GradScaler's too
         if not math.isfinite(train_loss) and (
             not g.enabled or st.consecutive_skips >= 10 * g.max_skips
         ):
@@ -239,28 +272,29 @@ def train(
             break
         if not finite and not scaler.is_enabled() and g.enabled:
             st.n_skipped += 1
-            st.consecutive_skips += 1
             event("skip_update", loss=train_loss, gnorm=gnorm)
             if st.consecutive_skips % g.max_skips == 0:
                 cut_lr(f"{st.consecutive_skips} consecutive non-finite updates")
         elif finite:
-            st.consecutive_skips = 0
             if g.enabled and g.gnorm_threshold and gnorm > g.gnorm_threshold:
                 cut_lr(f"grad norm {gnorm:.2f} > {g.gnorm_threshold}")
             window = st.recent[-g.spike_window :]
             spiking = g.enabled and g.spike_factor and len(window) >= max(2, g.spike_window // 2)
             if spiking and train_loss > g.spike_factor * statistics.fmean(window):
-                if (ckpt_dir / "last.pt").exists():
-                    to_step, kept = st.step, st.__dict__.copy()
-                    restore(ckpt_dir / "last.pt", trainer_too=True)
-                    st.n_rollbacks = kept["n_rollbacks"] + 1
-                    st.lr_scale, st.n_cuts = kept["lr_scale"], kept["n_cuts"]
+                if st.n_rollbacks < g.max_rollbacks and (ckpt_dir / "last.pt").exists():
+                    to_step, kept = st.step, dict(st.__dict__)
+                    restore(load_checkpoint(ckpt_dir / "last.pt"), trainer_too=True)
+                    # weights, optimizer, RNG and step go back; what was measured stays
+                    for k in ROLLBACK_KEEPS:
+                        setattr(st, k, kept[k])
+                    st.n_rollbacks += 1
                     st.log = [
                         e for e in kept["log"] if e["kind"] == "event" or e["step"] <= st.step
                     ]
                     event("rollback", loss=train_loss, from_step=to_step, to_step=st.step)
                     cut_lr("loss spike")
                     continue
+                event("spike", loss=train_loss, rollbacks_left=0)
             st.recent = (st.recent + [train_loss])[-g.spike_window :]
         if st.step in cfg.milestones:
             st.train_loss_at[str(st.step)] = train_loss
@@ -293,6 +327,7 @@ def train(
             save(ckpt_dir / "last.pt")
         t_last += time.perf_counter() - t_side
         if stop_now:
+            dd.close()
             raise Preempted(f"stopped at step {st.step}; checkpoint saved, rerun to resume")
 
     if st.last_eval_step != st.step:
@@ -329,8 +364,8 @@ def _finish(
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Publish model.pt, log.jsonl, then metrics.json (the rule's target) last."""
-    if model_file:
-        save_checkpoint(out / "model.pt", model_file)
+    # a skipped trial still publishes model.pt (the rule's output), saying why it has none
+    save_checkpoint(out / "model.pt", model_file or {"model": None, **(extra or {})})
     lines = "".join(json.dumps(e) + "\n" for e in st.log)
     atomic_write(out / "log.jsonl", lambda tmp: tmp.write_text(lines))
     mem, mem_kind = peak_memory_mb(device)
@@ -368,7 +403,7 @@ def _finish(
         "device": str(device),
         "versions": code_versions(),
         "data": task.data_info() if task else {},
-        "model_path": "model.pt" if model_file else None,
+        "model_path": "model.pt" if model_file else None,  # None: skipped, no weights
         **{f"final_{k}": v for k, v in final.items() if k != "eval_loss"},
         **(extra or {}),
     }

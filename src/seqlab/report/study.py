@@ -60,7 +60,7 @@ def summarize_experiment(
         out / PLOTS[1],
         metric=select,
         baseline=baseline if select == "eval_loss" else None,
-        title=f"{exp}: eval {select}",
+        title=f"{exp}: {select} on the eval split",
     )
     plot_metric_bars(final, rank_by, out / PLOTS[2], title=f"{exp}: best {select} per run")
     write_ledger(exp, final, base_train or {}, out / "ledger.md")

@@ -98,7 +98,7 @@ def _run_script(config: Path) -> subprocess.Popen:
 def test_killed_process_resumes_bitwise(unit_manifest: Path, tmp_path: Path, how: str) -> None:
     """A real process killed mid-training (or asked to stop) and rerun ends where an
     uninterrupted one does."""
-    trial = tiny_trial(unit_manifest, max_steps=40, ckpt_interval=5, eval_interval=10)
+    trial = tiny_trial(unit_manifest, max_steps=150, ckpt_interval=5, eval_interval=25)
     for name in ("full", "cut"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "config.json").write_text(json.dumps(trial))

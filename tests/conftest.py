@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -67,6 +68,18 @@ TINY_TRAIN = {
     "log_interval": 2,
     "milestones": [3],
 }
+
+
+def curves(trial_dir: Path) -> list[dict]:
+    """Train/eval records of a trial's log.jsonl without the wall-clock fields: what two runs
+    that should match bitwise are compared on."""
+    out = []
+    for line in (trial_dir / "log.jsonl").read_text().splitlines():
+        e = json.loads(line)
+        if e["kind"] in ("train", "eval"):
+            e.pop("tok_s", None)
+            out.append(e)
+    return out
 
 
 def tiny_trial(manifest: Path, **train: object) -> dict:

@@ -3,26 +3,16 @@ where an uninterrupted one does, because batches are drawn from (seed, micro-bat
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import curves
 from test_precision import lm_trial, quiet
 
 from seqlab.data.prepare import prepare_dataset
 from seqlab.train.checkpoint import load_checkpoint
 from seqlab.train.loop import Preempted, train
-
-
-def curves(d: Path) -> list[dict]:
-    out = []
-    for line in (d / "log.jsonl").read_text().splitlines():
-        e = json.loads(line)
-        if e["kind"] in ("train", "eval"):
-            e.pop("tok_s", None)
-            out.append(e)
-    return out
 
 
 def test_stop_then_resume_is_bitwise(tmp_path: Path) -> None:

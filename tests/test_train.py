@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import PYTHON, ROOT, tiny_trial
+from conftest import PYTHON, ROOT, curves, tiny_trial
 
 from seqlab.io import SeqlabError, read_json
 from seqlab.train.checkpoint import load_checkpoint
@@ -22,17 +22,6 @@ SCRIPT = str(ROOT / "workflow" / "scripts" / "train.py")
 
 def quiet(_line: str) -> None:
     pass
-
-
-def curves(trial_dir: Path) -> list[dict]:
-    """Train/eval records of log.jsonl without the wall-clock fields."""
-    out = []
-    for line in (trial_dir / "log.jsonl").read_text().splitlines():
-        e = json.loads(line)
-        if e["kind"] in ("train", "eval"):
-            e.pop("tok_s", None)
-            out.append(e)
-    return out
 
 
 def assert_same_model(a: Path, b: Path) -> None:

@@ -20,7 +20,7 @@ checkpoint with the lowest actual PER (`select = "per"`).
 from __future__ import annotations
 
 import zlib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -42,15 +42,8 @@ class Augment:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Augment:
-        known = [f.name for f in fields(cls)]
-        for k, v in d.items():
-            if k not in known:
-                raise SeqlabError(f"train.augment.{k}: unknown key; valid: {known}")
-            if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
-                raise SeqlabError(f"train.augment.{k}: {v!r} must be a number >= 0")
-        a = cls(**d)
-        a.time_mask_width, a.time_mask_max = int(a.time_mask_width), int(a.time_mask_max)
-        return a
+        """Keys validated by seqlab.config; a missing key takes the default (no augmentation)."""
+        return cls(**d)
 
 
 def batch_seed(seed: int, index: int, stream: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -25,7 +26,9 @@ LOW_SPACE = 1 << 20
 def write_failure(path: Path, e: BaseException) -> SeqlabError:
     """One line for a failed write: the path and the cause (a full disk, a read-only or
     unwritable directory), whatever layer raised it (torch's own errors name neither)."""
-    if isinstance(e, OSError) and e.errno is not None:
+    if path.parent.exists() and not path.parent.is_dir():
+        cause = f"{path.parent} is not a directory"
+    elif isinstance(e, OSError) and e.errno is not None:
         cause = os.strerror(e.errno)
     else:
         cause = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
@@ -76,7 +79,8 @@ def atomic_write(
         os.replace(tmp, path)
         fsync_dir(path.parent)
     except BaseException as e:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         if isinstance(e, Exception) and not isinstance(e, SeqlabError):
             raise write_failure(path, e) from e
         raise

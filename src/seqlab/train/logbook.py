@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 import seqlab
-from seqlab.io import atomic_write, write_json
+from seqlab.io import atomic_write, write_failure, write_json
 from seqlab.train.checkpoint import save_checkpoint
 
 LOG = "log.jsonl"
@@ -50,10 +50,11 @@ def read_log(trial_dir: str | Path) -> list[dict[str, Any]]:
     return out
 
 
-def _tb_writer(trial_dir: Path) -> Any:
+def _tb_writer(trial_dir: Path, purge_step: int | None = None) -> Any:
+    """purge_step: TensorBoard hides what an earlier (killed) writer logged from that step on."""
     from torch.utils.tensorboard import SummaryWriter  # imported on use: tensorboard is heavy
 
-    return SummaryWriter(log_dir=str(trial_dir), flush_secs=10)
+    return SummaryWriter(log_dir=str(trial_dir), flush_secs=10, purge_step=purge_step)
 
 
 def add_scalars(trial_dir: str | Path, step: int, scalars: dict[str, float]) -> None:
@@ -95,7 +96,7 @@ class Logbook:
                                               if e["step"] <= resume_step]  # fmt: skip
         self._rewrite(keep)
         if self.tensorboard:
-            self._tb = _tb_writer(self.dir)
+            self._tb = _tb_writer(self.dir, None if resume_step is None else resume_step + 1)
 
     def _rewrite(self, records: list[dict[str, Any]]) -> None:
         if self._file is not None:
@@ -107,8 +108,11 @@ class Logbook:
     def write(self, record: dict[str, Any]) -> None:
         record["time"] = round(time.time(), 3)
         if self._file is not None:
-            self._file.write(json.dumps(record) + "\n")
-            self._file.flush()
+            try:
+                self._file.write(json.dumps(record) + "\n")
+                self._file.flush()
+            except OSError as e:
+                raise write_failure(self.path, e) from e
 
     def train(self, step: int, loss: float, lr: float, gnorm: float, tok_s: float) -> None:
         self.write({"kind": "train", "step": step, "loss": loss, "lr": lr, "gnorm": gnorm,
@@ -144,12 +148,19 @@ class Logbook:
                            if e["kind"] == "event" or e["step"] <= step])  # fmt: skip
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        if self._tb is not None:
-            self._tb.close()
-            self._tb = None
+        """Close both; a failing TensorBoard writer (full disk) is said, not raised: the
+        log.jsonl and the checkpoints are what the trial depends on."""
+        file, tb, self._file, self._tb = self._file, self._tb, None, None
+        if tb is not None:
+            try:
+                tb.close()
+            except Exception as e:
+                self.echo(f"tensorboard events incomplete: {type(e).__name__}: {e}")
+        if file is not None:
+            try:
+                file.close()
+            except OSError as e:
+                raise write_failure(self.path, e) from e
 
 
 def code_versions() -> dict[str, str]:

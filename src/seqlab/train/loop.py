@@ -85,10 +85,6 @@ def trajectory_fingerprint(trial: dict[str, Any], data: dict[str, Any], world: i
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _silent(_line: str) -> None:
-    """The echo of ranks other than 0."""
-
-
 class Run:
     """One trial's moving parts and the update they make together."""
 
@@ -302,7 +298,7 @@ def train(
     out, t_start = Path(out_dir), time.time()
     torch.set_num_threads(cfg.threads)
     dd, device = distributed.setup(cfg.device)
-    echo = echo if dd.main else _silent
+    echo = echo if dd.main else (lambda _line: None)  # rank 0 speaks
     tf32 = set_tf32(cfg.tf32)  # explicit and recorded: "fp32" means IEEE fp32 unless tf32
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)  # this trial's peak, not the process's
@@ -380,6 +376,8 @@ def _publish(run: Run, trial: dict[str, Any], tf32: dict[str, str], t_start: flo
     their own step and scores instead."""
     st, task, dd = run.st, run.task, run.dd
     best = run.ckpt.load_best()
+    if best is not None and best["step"] != st.best_step:  # never another step's weights
+        best = None
     if best is None and st.best_step >= 0:
         run.log.open(st.step)
         run.log.event(st.step, "best_lost", best_step=st.best_step, then="final weights")

@@ -1,10 +1,10 @@
 """Task `ctc`: neural features -> phonemes with CTC loss, scored by phoneme error rate.
 
 Batches are drawn as the baseline does (a random batch of trials every step, zero-padded, with
-day ids), but from a generator seeded by (seed, batch index), and augmentation noise comes from
-a torch generator seeded the same way, so data order and augmentation are a pure function of
-(seed, step): a resumed trial draws exactly what an uninterrupted one would. Augmentation is
-applied only while the model is in train mode (never in evaluation):
+day ids), but from a generator seeded by (seed, batch index), and augmentation is drawn on the
+device from a torch generator seeded the same way, so data order and augmentation are a pure
+function of (seed, step): a resumed trial draws exactly what an uninterrupted one would.
+Augmentation is applied only while the model is in train mode (never in evaluation):
 
     white_noise      sd of Gaussian noise added to every feature (baseline whiteNoiseSD)
     constant_offset  sd of one offset per channel per trial (baseline constantOffsetSD)
@@ -27,10 +27,9 @@ import numpy as np
 import torch
 
 from seqlab.data.neural import NeuralSplit, load_split, pad_batch
-from seqlab.eval.per import decode_split, forward, to_device
 from seqlab.io import SeqlabError
 from seqlab.train.config import TrainConfig
-from seqlab.train.tasks import file_sha256
+from seqlab.train.tasks import file_sha256, to_device
 
 
 @dataclass
@@ -52,22 +51,28 @@ def batch_seed(seed: int, index: int, stream: str) -> int:
 
 
 def augment(x: torch.Tensor, frame_lens: torch.Tensor, a: Augment, seed: int) -> torch.Tensor:
-    """White noise, a constant offset per channel and trial, and time masks (new tensor)."""
-    g = torch.Generator().manual_seed(seed)  # on CPU: identical draws on every device
+    """White noise, a constant offset per channel and trial, and time masks (new tensor).
+
+    Drawn where x lives, from a generator seeded by `seed` (a function of seed and step), and
+    without a host round trip: the masks are built by comparison, not by a loop over trials.
+    """
+    dev = x.device
+    g = torch.Generator(device=dev).manual_seed(seed)
     B, T, C = x.shape
     if a.white_noise > 0:
-        x = x + (torch.randn(B, T, C, generator=g) * a.white_noise).to(x.device)
+        x = x + torch.randn(B, T, C, generator=g, device=dev) * a.white_noise
     if a.constant_offset > 0:
-        x = x + (torch.randn(B, 1, C, generator=g) * a.constant_offset).to(x.device)
+        x = x + torch.randn(B, 1, C, generator=g, device=dev) * a.constant_offset
     if a.time_mask_max > 0 and a.time_mask_width > 0:
-        keep = torch.ones(B, T, 1)
-        n = torch.randint(0, a.time_mask_max + 1, (B,), generator=g)
-        for j in range(B):
-            for _ in range(int(n[j])):
-                w = int(torch.randint(0, a.time_mask_width + 1, (1,), generator=g))
-                t0 = int(torch.randint(0, max(int(frame_lens[j]) - w, 0) + 1, (1,), generator=g))
-                keep[j, t0 : t0 + w] = 0.0
-        x = x * keep.to(x.device, x.dtype)
+        M = a.time_mask_max
+        n = torch.randint(0, M + 1, (B, 1), generator=g, device=dev)  # masks per trial
+        w = torch.randint(0, a.time_mask_width + 1, (B, M), generator=g, device=dev)
+        room = (frame_lens.to(dev, non_blocking=True).view(B, 1) - w).clamp(min=0) + 1
+        t0 = (torch.rand(B, M, generator=g, device=dev) * room).long()  # in [0, len - w]
+        t = torch.arange(T, device=dev).view(1, 1, T)
+        on = (torch.arange(M, device=dev).view(1, M) < n).unsqueeze(-1)
+        hit = on & (t >= t0.unsqueeze(-1)) & (t < (t0 + w).unsqueeze(-1))  # (B, M, T)
+        x = x * (~hit.any(1)).unsqueeze(-1).to(x.dtype)
     return x
 
 
@@ -103,11 +108,20 @@ class CTCTask:
         """Batch `index`: trials drawn without replacement by a (seed, index) generator."""
         rng = np.random.default_rng(batch_seed(self.seed, index, "batch"))
         idx = np.sort(rng.choice(len(self.train), self.batch_size, replace=False))
-        b: dict[str, Any] = to_device(pad_batch(self.train, idx), self.device)
+        host = {k: torch.from_numpy(np.ascontiguousarray(v))
+                for k, v in pad_batch(self.train, idx).items()}  # fmt: skip
+        b: dict[str, Any] = {k: to_device(host[k], self.device) for k in ("x", "y", "days")}
+        # lengths stay on the host (pinned on CUDA): packing and the CTC loss read them there
+        pin = self.device.type == "cuda"
+        b.update(
+            {k: host[k].pin_memory() if pin else host[k] for k in ("frame_lens", "phone_lens")}
+        )
         b["aug_seed"] = batch_seed(self.seed, index, "augment")
         return b
 
     def loss(self, model: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:
+        from seqlab.eval.per import forward  # on use: `augment` imports with torch alone
+
         if model.training:
             batch = {
                 **batch,
@@ -117,6 +131,8 @@ class CTCTask:
 
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
+        from seqlab.eval.per import decode_split
+
         res = decode_split(model, self.eval, self.device, self.batch_size)
         return {"eval_loss": res["eval_loss"], "per": res["per"]}
 

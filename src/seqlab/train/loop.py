@@ -39,7 +39,7 @@ from seqlab.train.checkpoint import Checkpointer
 from seqlab.train.config import TrainConfig
 from seqlab.train.guard import StabilityGuard
 from seqlab.train.logbook import Logbook, write_metrics
-from seqlab.train.optim import build_optimizer, effective_lr, set_lr
+from seqlab.train.optim import apply_update, build_optimizer, effective_lr, set_lr
 from seqlab.train.precision import Precision, optim_state_dtypes, set_tf32, unsupported_reason
 from seqlab.train.tasks import Task, build_task
 
@@ -107,10 +107,10 @@ class Run:
         self.st = TrainerState()
         self.fingerprint = trajectory_fingerprint(trial, self.task.data_info(), dd.world)
         self.cuda = device.type == "cuda"
-        # the update is skipped on the device where the optimizer takes a found_inf flag
+        # a non-finite update is skipped on the device (no sync) where the optimizer is fused
         self.skip_on_device = self.cuda and getattr(self.opt, "_step_supports_amp_scaling", 0)
         self._staged: tuple[int, Any] | None = None
-        self._t_last, self._steps_since = time.perf_counter(), 0
+        self.t_last, self.steps_since = time.perf_counter(), 0
 
     def lr(self) -> float:
         c, s = self.cfg, self.guard.state
@@ -144,22 +144,8 @@ class Run:
             self._stage(micro + 1)
             loss_sum += loss.detach().double()
         loss_t = dd.mean_tensor(loss_sum / accum)  # every rank judges the same number
-        self.scaler.unscale_(self.opt)
-        clip = self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf
-        gnorm_t = torch.nn.utils.clip_grad_norm_(self.raw.parameters(), clip)
-        finite = torch.isfinite(loss_t) & torch.isfinite(gnorm_t)
-        if self.scaler.is_enabled():
-            self.scaler.step(self.opt)  # skips inf/nan updates itself, then lowers the scale
-            self.scaler.update()
-        elif not self.cfg.guard.enabled:
-            self.opt.step()
-        elif self.skip_on_device:
-            self.opt.found_inf = (~finite).float().reshape(1)
-            self.opt.step()
-            del self.opt.found_inf
-        elif bool(finite):  # CPU (or an unfused optimizer): the flag is read here
-            self.opt.step()
-        self.opt.zero_grad(set_to_none=True)
+        gnorm_t = apply_update(self.opt, self.scaler, self.raw.parameters(), loss_t,
+                               self.cfg.grad_clip, self.cfg.guard.enabled)  # fmt: skip
         return loss_t, gnorm_t
 
     def evaluate(self) -> None:
@@ -232,7 +218,7 @@ class Run:
                 self.log.event(0, "ckpt_discarded", why="config or data changed")
             self.evaluate()
             return
-        if self.st.best_step >= 0 and self.dd.main and self.ckpt.load_best() is None:
+        if self.st.best_step >= 0 and self.ckpt.load_best() is None:  # every rank agrees
             self.log.event(self.st.step, "best_lost", best_step=self.st.best_step)
             self.st.best, self.st.best_step, self.st.bad_evals = math.inf, -1, 0
         self.log.event(self.st.step, "resume", from_step=self.st.step)
@@ -277,13 +263,13 @@ class Run:
 
     def tok_s(self, step: int) -> float:
         """Tokens/s over the steps since the last log line (eval/ckpt time left out)."""
-        dt = time.perf_counter() - self._t_last
-        n = max(self._steps_since, 1)
+        dt = time.perf_counter() - self.t_last
+        n = max(self.steps_since, 1)
         tok_s = n * self.cfg.grad_accum * self.dd.world * self.task.tokens_per_batch / dt
         if step > self.cfg.log_interval:  # the first interval is warm-up, kept out of medians
             self.st.tok_s.append(tok_s)
             self.st.ms_iter.append(1000 * dt / n)
-        self._t_last, self._steps_since = time.perf_counter(), 0
+        self.t_last, self.steps_since = time.perf_counter(), 0
         return tok_s
 
 
@@ -319,13 +305,13 @@ def train(
         # CUDA: the loss and grad norm stay on the device until the log interval (or side work)
         read_every = cfg.log_interval if device.type == "cuda" else 1
         pending: list[tuple[int, float, torch.Tensor, torch.Tensor]] = []
-        run._t_last = time.perf_counter()
+        run.t_last = time.perf_counter()
         while run.st.step < cfg.max_steps and not run.st.stop_reason:
             lr = run.lr()
             set_lr(run.opt, lr)
             loss, gnorm = run.update()
             run.st.step += 1
-            run._steps_since += 1
+            run.steps_since += 1
             step = run.st.step
             evaluate = step % cfg.eval_interval == 0 or step in cfg.milestones
             checkpoint = step % cfg.ckpt_interval == 0
@@ -345,7 +331,7 @@ def train(
                 run.log.event(step, "preempted")
             if checkpoint or stop_now:
                 run.save()
-            run._t_last += time.perf_counter() - t_side
+            run.t_last += time.perf_counter() - t_side
             if stop_now:
                 raise Preempted(f"stopped at step {step}; checkpoint saved, rerun to resume")
 

@@ -125,6 +125,40 @@ def effective_lr(
     return max(scheduled * guard_scale, min(scheduled, lr_floor))
 
 
+def apply_update(
+    opt: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    params: Any,
+    loss: torch.Tensor,
+    clip: float,
+    guard: bool,
+) -> torch.Tensor:
+    """Unscale, clip and step, skipping a non-finite update when the guard is on; returns the
+    grad norm (before clipping), left on the device.
+
+    The skip is decided on the device where the optimizer takes a found_inf flag (torch's
+    fused Adam/AdamW/SGD on CUDA: no host sync), else the flag is read on the host (CPU).
+    GradScaler (amp_fp16) skips non-finite updates itself.
+    """
+    scaler.unscale_(opt)
+    gnorm = torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else math.inf)
+    finite = torch.isfinite(loss) & torch.isfinite(gnorm)
+    on_device = finite.is_cuda and getattr(opt, "_step_supports_amp_scaling", False)
+    if scaler.is_enabled():
+        scaler.step(opt)
+        scaler.update()
+    elif not guard:
+        opt.step()
+    elif on_device:
+        opt.found_inf = (~finite).float().reshape(1)  # fused kernels leave params and state
+        opt.step()
+        del opt.found_inf
+    elif bool(finite):
+        opt.step()
+    opt.zero_grad(set_to_none=True)
+    return gnorm
+
+
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     """Set every group's LR in place (a tensor LR, as capturable/fused optimizers may keep,
     is filled rather than replaced so graphs that captured it see the new value)."""

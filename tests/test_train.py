@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import PYTHON, ROOT, curves, tiny_trial
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from seqlab.io import SeqlabError, read_json
 from seqlab.train.checkpoint import load_checkpoint
@@ -218,6 +219,9 @@ def test_log_is_on_disk_while_the_trial_runs_and_resume_continues_it(
             break
         time.sleep(0.05)
     assert proc.poll() is None and seen_running, "no curve on disk while the trial ran"
+    tb = EventAccumulator(str(tmp_path))
+    tb.Reload()  # TensorBoard's own reader sees the curve too, flushed at each log interval
+    assert len(tb.Scalars("train/loss")) >= 10 and proc.poll() is None
     assert not (tmp_path / "metrics.json").exists()
     assert seen_running[0]["kind"] == "eval" and seen_running[0]["step"] == 0
     assert all(abs(e["time"] - time.time()) < 120 for e in seen_running)

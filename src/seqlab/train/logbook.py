@@ -121,6 +121,7 @@ class Logbook:
             for tag, v in (("loss", loss), ("lr", lr), ("grad_norm", gnorm),
                            ("tokens_per_s", tok_s)):  # fmt: skip
                 self._tb.add_scalar(f"train/{tag}", v, step)
+            self._tb.flush()  # the curve is on disk at each log interval, as log.jsonl
         done = step - self._step0
         eta = (time.time() - self._t0) / done * (self.max_steps - step) if done > 0 else math.nan
         self.echo(f"step {step}/{self.max_steps} | loss {loss:.4f} | tok/s {tok_s / 1000:.0f}k | "

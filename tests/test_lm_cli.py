@@ -40,4 +40,5 @@ def test_max_iters_and_an_off_grid_mode_are_runs_of_their_own() -> None:
     cfg = {**CFG, "experiments": {"lm": {**CFG["experiments"]["lm"], "grid": {}}}}
     (off,) = lm.trials_of(cfg, "lm", "bf16_pure", [3], None, Path("results"))
     assert off["run"] == "precision~bf16_pure" and off["seed"] == 3
-    assert off["train"]["precision"] == "bf16_pure" and off["overrides"] == {"precision": "bf16_pure"}
+    assert off["train"]["precision"] == "bf16_pure"
+    assert off["overrides"] == {"precision": "bf16_pure"}

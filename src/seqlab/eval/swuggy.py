@@ -125,8 +125,8 @@ def evaluate_trial(
         )
     split, sub_dir = man.get("split", "dev"), Path(submission_dir)
 
-    def score(state: dict[str, Any], sub: Path) -> dict[str, Any]:
-        model.load_state_dict(state)
+    def score(sub: Path) -> dict[str, Any]:
+        """Score the model's current weights; write their submission file under `sub`."""
         s = lm_scores(
             model, items, man["bos"], man["eos"], p.batch_size, p.length_normalised, device
         )
@@ -140,7 +140,7 @@ def evaluate_trial(
         "split": split,
         "model": "model.pt",
         "step": ck.get("step"),
-        **score(ck["model"], sub_dir),
+        **score(sub_dir),
     }
     out["checkpoints"] = {}
     for entry in p.checkpoints:
@@ -149,7 +149,8 @@ def evaluate_trial(
             out["checkpoints"][str(entry)] = {"missing": str(path.relative_to(trial_dir))}
             continue
         c = load_checkpoint(path)
-        res = score(c["model"], sub_dir / str(entry))
+        model.load_state_dict(c["model"])
+        res = score(sub_dir / str(entry))
         step = c.get("step", (c.get("trainer") or {}).get("step"))
         keep = ("lexical_all", "lexical_invocab", "seen", "heldout")
         out["checkpoints"][str(entry)] = {"step": step, **{k: res[k] for k in keep if k in res}}

@@ -84,6 +84,16 @@ class TrainConfig:
         return asdict(self)
 
 
+def get_dotted(d: dict[str, Any], key: str) -> Any:
+    """`get_dotted({"optim": {"lr": 1}}, "optim.lr") == 1`; KeyError if any part is missing."""
+    cur: Any = d
+    for part in key.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            raise KeyError(key)
+        cur = cur[part]
+    return cur
+
+
 def apply_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """A deep copy of `base` with dotted `overrides` applied; a key must already exist in base."""
     out = copy.deepcopy(base)

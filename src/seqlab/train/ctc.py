@@ -28,6 +28,7 @@ import torch
 
 from seqlab.data.neural import NeuralSplit, load_split, pad_batch
 from seqlab.io import SeqlabError
+from seqlab.models.gru_ctc import decode_split, forward, to_device
 from seqlab.train.config import TrainConfig
 from seqlab.train.tasks import file_sha256, to_device
 

@@ -54,3 +54,12 @@ def test_evaluation_adds_scalars_later(unit_manifest: Path, tmp_path: Path) -> N
     acc = events(tmp_path)
     assert [s.value for s in acc.Scalars("eval/swuggy")] == [pytest.approx(0.61)]
     assert [s.step for s in acc.Scalars("eval/per")] == [4]
+
+
+def test_a_discarded_trajectory_leaves_no_curves(unit_manifest: Path, tmp_path: Path) -> None:
+    train(tiny_trial(unit_manifest, max_steps=4), tmp_path, echo=quiet)
+    train(tiny_trial(unit_manifest, max_steps=4, optim={"name": "adam", "lr": 3e-3}), tmp_path,
+          echo=quiet)  # fmt: skip
+    assert len(list(tmp_path.glob("events.out.tfevents.*"))) == 1
+    lr = [s.value for s in events(tmp_path).Scalars("train/lr")]
+    assert lr and all(v == pytest.approx(3e-3 * 0.5) or v <= 3e-3 for v in lr)

@@ -95,6 +95,9 @@ class Logbook:
         keep = [] if resume_step is None else [e for e in read_log(self.dir)
                                               if e["step"] <= resume_step]  # fmt: skip
         self._rewrite(keep)
+        if resume_step is None:  # a fresh start: curves of a discarded trajectory go too
+            for old in self.dir.glob("events.out.tfevents.*"):
+                old.unlink()
         if self.tensorboard:
             self._tb = _tb_writer(self.dir, None if resume_step is None else resume_step + 1)
 

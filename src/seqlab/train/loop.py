@@ -187,7 +187,7 @@ def train(
     def cut_lr(why: str) -> None:
         g = cfg.guard
         lr_now = lr_at(st.step, cfg.schedule, base_lr, cfg.max_steps) * st.lr_scale
-        if st.n_cuts >= g.max_cuts or lr_now <= g.min_lr:
+        if st.n_cuts >= g.max_cuts or lr_now <= g.lr_floor:
             return
         st.lr_scale *= g.lr_cut
         st.n_cuts += 1
@@ -237,7 +237,7 @@ def train(
     while st.step < cfg.max_steps and not st.stop_reason:
         lr = lr_at(st.step, cfg.schedule, base_lr, cfg.max_steps) * st.lr_scale
         if st.lr_scale < 1.0:
-            lr = max(lr, cfg.guard.min_lr)
+            lr = max(lr, cfg.guard.lr_floor)
         set_lr(opt, lr)
         loss_sum = 0.0
         for micro in range(accum):

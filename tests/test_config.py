@@ -247,3 +247,31 @@ def test_library_entry_points_use_the_typed_models() -> None:
             want = model_fields[key].get_default(call_default_factory=True)
             if not model_fields[key].is_required():
                 assert default == want or want is None, (name, key, default, want)
+
+
+def test_every_key_is_documented() -> None:
+    """config/README.md names every key of every model (so the reference cannot fall behind)."""
+    import typing
+
+    from pydantic import BaseModel
+
+    from seqlab.config import Config
+
+    doc = (ROOT / "config" / "README.md").read_text()
+    seen: set[type] = set()
+    missing = []
+
+    def walk(ann: Any) -> None:
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            if ann in seen:
+                return
+            seen.add(ann)
+            for name, f in ann.model_fields.items():
+                if f"`{name}`" not in doc and f"`{name}:" not in doc:
+                    missing.append(f"{ann.__name__}.{name}")
+                walk(f.annotation)
+        for arg in typing.get_args(ann):
+            walk(arg)
+
+    walk(Config)
+    assert len(seen) > 25 and not missing, missing

@@ -275,3 +275,20 @@ def test_every_key_is_documented() -> None:
 
     walk(Config)
     assert len(seen) > 25 and not missing, missing
+
+
+def test_checks_across_keys_name_the_key() -> None:
+    cfg = base()
+    x = cfg["experiments"]["a"]
+    x["seeds"] = [0, 1, 0]
+    x["train"]["schedule"] = {"name": "cosine", "warmup": 10}  # max_steps is 6
+    x["grid"] = {"max_steps": [20, 8]}
+    assert lines_of(cfg) == [
+        "experiments.a.seeds: [0, 1, 0] repeats a seed",
+        "experiments.a.train.schedule.warmup: 10 exceeds max_steps 6",
+    ]
+    x["seeds"] = [0, 1]
+    x["train"]["max_steps"] = 20
+    assert lines_of(cfg) == [
+        "experiments.a.grid.max_steps[1]: train.schedule.warmup: 10 exceeds max_steps 8"
+    ]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from seqlab.config_datasets import (  # noqa: F401 (re-exported: one import for the config)
     DATASET_KINDS,
@@ -163,6 +163,13 @@ class Train(Strict):
     augment: Augment = Field(default_factory=Augment)
     guard: Guard = Field(default_factory=Guard)
 
+    @model_validator(mode="after")
+    def _warmup_fits(self) -> Train:
+        s = self.schedule
+        if s.name in ("cosine", "linear") and s.warmup > self.max_steps:
+            raise ValueError(f"schedule.warmup: {s.warmup} exceeds max_steps {self.max_steps}")
+        return self
+
 
 # -- experiments -------------------------------------------------------------------------------
 class Resources(Strict):
@@ -211,11 +218,12 @@ class Experiment(Strict):
     plateau: Plateau = Field(default_factory=Plateau)
     eval: Eval = Field(default_factory=Eval)
 
-    @model_validator(mode="after")
-    def _unique_seeds(self) -> Experiment:
-        if len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"seeds: {self.seeds} repeats a seed")
-        return self
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"{seeds} repeats a seed")
+        return seeds
 
 
 class Compare(Strict):

@@ -195,9 +195,12 @@ def errors_of(root: type[BaseModel], e: ValidationError, prefix: str = "") -> li
         if err["type"].startswith("union_tag"):  # the bad or missing `kind` / `arch`
             path += "." + err["ctx"]["discriminator"].strip("'")
             err = {**err, "input": (err["input"] or {}).get(path.rsplit(".", 1)[1])}
+        m = message(err, holder, key)
+        if err["type"] == "value_error" and (inner := re.match(r"([\w.]+): ", m)):
+            path, m = ".".join(p for p in (path, inner[1]) if p), m[inner.end() :]
         full = ".".join(p for p in (prefix, path) if p) or "config"
         msgs = lines.setdefault(full, [])
-        if (m := message(err, holder, key)) not in msgs:
+        if m not in msgs:
             msgs.append(m)
     return [f"{path}: {' or '.join(msgs)}".rstrip("; ") for path, msgs in lines.items()]
 

@@ -191,9 +191,9 @@ def test_model_spec_rebuilds_the_same_model(cfg: dict) -> None:
         ({"arch": "lstm", "n_head": 4}, r"model\.n_head: unknown key .*'hidden'"),
         ({"arch": "gpt2", "hidden": 4}, r"model\.hidden: unknown key .*'n_head'"),
         ({"arch": "gpt2", "n_embd": 100, "n_head": 3}, "not divisible by n_head"),
-        ({"arch": "lstm", "n_layer": 0}, "model.n_layer: 0 must be a positive integer"),
-        ({"arch": "lstm", "dropout": 1.0}, r"model\.dropout: 1\.0 must be a number in"),
-        ({"arch": "gpt2", "bias": "no"}, "model.bias: 'no' must be true or false"),
+        ({"arch": "lstm", "n_layer": 0}, r"model.n_layer: must be >= 1 \(got 0\)"),
+        ({"arch": "lstm", "dropout": 1.0}, r"model\.dropout: must be < 1.0 \(got 1\.0\)"),
+        ({"arch": "gpt2", "bias": "no"}, r"model.bias: must be true or false \(got 'no'\)"),
         ({"arch": "lstm", "vocab_size": 100}, "config says 100, the data has 258"),
     ],
 )

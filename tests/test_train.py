@@ -123,7 +123,7 @@ def test_early_stopping(unit_manifest: Path, tmp_path: Path) -> None:
 
 
 def test_unknown_key_is_one_clear_error(unit_manifest: Path, tmp_path: Path) -> None:
-    with pytest.raises(SeqlabError, match=r"train\.max_step: unknown training key"):
+    with pytest.raises(SeqlabError, match=r"train\.max_step: unknown key; did you mean 'max_st"):
         train(tiny_trial(unit_manifest, max_step=3), tmp_path, echo=quiet)
     assert not (tmp_path / "metrics.json").exists()
 
@@ -198,7 +198,7 @@ def test_spike_rolls_back_a_bounded_number_of_times(
 
 
 def test_zero_interval_is_one_clear_error(unit_manifest: Path, tmp_path: Path) -> None:
-    with pytest.raises(SeqlabError, match=r"train\.eval_interval: must be >= 1"):
+    with pytest.raises(SeqlabError, match=r"train\.eval_interval: must be >= 1 \(got 0\)"):
         train(tiny_trial(unit_manifest, eval_interval=0), tmp_path, echo=quiet)
 
 

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from seqlab.cli import run_cli
+from seqlab.config_load import load_yaml, validate_config
 from seqlab.data.checks import check_and_write
 from seqlab.data.prepare import prepare_dataset
 from seqlab.grid import expand_runs, resolve_trial
@@ -95,7 +95,7 @@ def main() -> None:
     ap.add_argument("--results", default="results", help="results directory (default: ./results)")
     ap.add_argument("--force", action="store_true", help="retrain trials that have metrics.json")
     args = ap.parse_args()
-    cfg = yaml.safe_load(Path(args.configfile).read_text())
+    cfg = validate_config(load_yaml(args.configfile), [args.configfile])  # as the Snakefile
     results = Path(args.results)
     exp = cfg["experiments"].get(args.experiment, {})
     seeds = ([args.seed] if args.seed is not None else list(range(args.seeds)) if args.seeds

@@ -155,8 +155,9 @@ def test_deleting_one_metrics_redoes_only_that_trial(work: Path) -> None:
 @pytest.mark.parametrize("name", ["model.pt", "log.jsonl"])
 def test_deleting_any_trial_product_redoes_that_trial(work: Path, name: str) -> None:
     """Every declared output of a trial is wanted by `all` and by its summary: a deleted one is
-    rebuilt by rerunning the trial (which resumes from ckpt/ at its last step and re-exports,
-    so nothing is retrained)."""
+    rebuilt by rerunning the trial, which resumes from ckpt/ at its last step and re-exports
+    (the log's records from its copy in ckpt/, since Snakemake removes a job's outputs before
+    rerunning it), so nothing is retrained and the curve stays whole."""
     victim = work / f"results/a/runs/base/seed0/{name}"
     metrics = json.loads((victim.parent / "metrics.json").read_text())
     victim.unlink()
@@ -169,7 +170,10 @@ def test_deleting_any_trial_product_redoes_that_trial(work: Path, name: str) -> 
         == (metrics["final_train_loss"])
     )
     log = [json.loads(line) for line in (victim.parent / "log.jsonl").read_text().splitlines()]
-    assert any(e.get("event") == "resume" for e in log)  # re-exported, not retrained
+    assert "resume" in [e.get("event") for e in log]  # re-exported from ckpt/, not retrained
+    steps = [e["step"] for e in log if e["kind"] == "train"]  # the whole curve, once each
+    assert steps == sorted(set(steps)) and steps[-1] == metrics["steps"]
+    assert [e["step"] for e in log if e["kind"] == "eval"][0] == 0
     assert nothing_to_do(work)
 
 

@@ -11,8 +11,9 @@ Augmentation is applied only while the model is in train mode (never in evaluati
     time_mask_width  max width (bins) of a time mask (features set to 0, the z-scored mean)
     time_mask_max    max number of time masks per trial (0 = off)
 
-The model's day layers and input width come from the data: `n_days` and `n_features` are set
-in the model config when it leaves them out (a smaller `n_days` than the data needs fails).
+The model's day layers and input width come from the data: the task hands `model_sizes`
+(`n_days`, `n_features`) to the loop, which builds the model with them; the config may set
+`n_days` larger than the data needs, never smaller.
 `evaluate` returns the mean CTC loss and the corpus PER on the `test` split; the loop keeps the
 checkpoint with the lowest actual PER (`select = "per"`).
 """
@@ -51,14 +52,16 @@ class CTCTask:
                 f"{self.manifest_path}: {len(self.train)} training trials, fewer "
                 f"than batch_size {cfg.batch_size}; lower batch_size"
             )
-        need = {"n_days": int(man["n_days"]), "n_features": int(man["n_features"])}
-        for key, value in need.items():  # the model's data-given sizes (cfg.model is ours)
-            given = cfg.model.setdefault(key, value)
-            if (key == "n_days" and given < value) or (key == "n_features" and given != value):
+        self.model_sizes = {}  # the model's data-given sizes; the loop adds them to cfg.model
+        for key in ("n_days", "n_features"):
+            value, given = int(man[key]), cfg.model.get(key)
+            if given is not None and ((key == "n_days" and given < value) or
+                                      (key == "n_features" and given != value)):  # fmt: skip
                 raise SeqlabError(
                     f"train.model.{key}: {given}, but the data has {value}; "
                     "leave it out to take it from the data"
                 )
+            self.model_sizes[key] = value if given is None else int(given)
         self.tokens_per_batch = int(cfg.batch_size * self.train.frame_lens.mean())
 
     def train_batch(self, index: int) -> dict[str, Any]:

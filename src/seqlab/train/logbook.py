@@ -9,9 +9,12 @@ running trial's curve is on disk (and `seqlab status` can read it). Record kinds
 
 `time` is unix seconds. A resumed trial keeps the records up to its checkpoint's step and
 drops the ones a killed run wrote after it (they are replayed), so the file has neither
-duplicates nor gaps. The same numbers go to TensorBoard event files in the trial directory
-(tags train/loss, train/lr, train/grad_norm, train/tokens_per_s, eval/<metric>, events as
-text), so `tensorboard --logdir results/<exp>` shows runs/<run>/seed<k> side by side.
+duplicates nor gaps. Every record also goes to `ckpt/log.jsonl`: Snakemake deletes a job's
+declared outputs (log.jsonl among them) before it reruns the job, and a resumed trial takes
+its earlier records from that copy. The same numbers go to TensorBoard event files in the
+trial directory (tags train/loss, train/lr, train/grad_norm, train/tokens_per_s,
+eval/<metric>, events as text), so `tensorboard --logdir results/<exp>` shows
+runs/<run>/seed<k> side by side.
 `add_scalars` lets evaluation code add its scores (sWUGGY, PER) to a trial's events later.
 At the end, `write_metrics` publishes model.pt and metrics.json (the rule's target) last.
 """
@@ -38,9 +41,10 @@ from seqlab.train.checkpoint import save_checkpoint
 LOG = "log.jsonl"
 
 
-def read_log(trial_dir: str | Path) -> list[dict[str, Any]]:
-    """The records of a trial's log.jsonl; a torn last line (killed writer) is left out."""
-    path = Path(trial_dir) / LOG
+def read_log(trial_dir: str | Path, path: Path | None = None) -> list[dict[str, Any]]:
+    """The records of a trial's log.jsonl (or of `path`); a torn last line (killed writer) is
+    left out."""
+    path = path or Path(trial_dir) / LOG
     out = []
     for line in path.read_text().splitlines() if path.exists() else []:
         try:
@@ -82,8 +86,9 @@ class Logbook:
     ) -> None:  # fmt: skip
         self.dir, self.max_steps, self.echo, self.writer = Path(trial_dir), max_steps, echo, writer
         self.path = self.dir / LOG
+        self.copy = self.dir / "ckpt" / LOG  # outlives Snakemake's removal of the outputs
         self.tensorboard = tensorboard and writer
-        self._file: Any = None
+        self._files: list[Any] = []
         self._tb: Any = None
         self._t0, self._step0 = time.time(), 0
 
@@ -92,8 +97,8 @@ class Logbook:
         self._t0, self._step0 = time.time(), resume_step or 0
         if not self.writer:
             return
-        keep = [] if resume_step is None else [e for e in read_log(self.dir)
-                                              if e["step"] <= resume_step]  # fmt: skip
+        kept = self.kept()
+        keep = [] if resume_step is None else [e for e in kept if e["step"] <= resume_step]
         self._rewrite(keep)
         if resume_step is None:  # a fresh start: curves of a discarded trajectory go too
             for old in self.dir.glob("events.out.tfevents.*"):
@@ -101,21 +106,35 @@ class Logbook:
         if self.tensorboard:
             self._tb = _tb_writer(self.dir, None if resume_step is None else resume_step + 1)
 
+    def kept(self) -> list[dict[str, Any]]:
+        """The records an earlier run left: log.jsonl, or its copy when Snakemake removed it."""
+        return read_log(self.dir, self.path if self.path.exists() else self.copy)
+
+    def has_records(self) -> bool:
+        return self.path.exists() or self.copy.exists()
+
     def _rewrite(self, records: list[dict[str, Any]]) -> None:
-        if self._file is not None:
-            self._file.close()
+        for f in self._files:
+            f.close()
         text = "".join(json.dumps(e) + "\n" for e in records)
-        atomic_write(self.path, lambda tmp: tmp.write_text(text))
-        self._file = open(self.path, "a")  # noqa: SIM115 (held open while the trial runs)
+        try:
+            self.copy.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise write_failure(self.copy.parent, e) from e
+        for path in (self.copy, self.path):
+            atomic_write(path, lambda tmp: tmp.write_text(text))
+        # held open while the trial runs
+        self._files = [open(p, "a") for p in (self.copy, self.path)]  # noqa: SIM115
 
     def write(self, record: dict[str, Any]) -> None:
         record["time"] = round(time.time(), 3)
-        if self._file is not None:
+        line = json.dumps(record) + "\n"
+        for f in self._files:
             try:
-                self._file.write(json.dumps(record) + "\n")
-                self._file.flush()
+                f.write(line)
+                f.flush()
             except OSError as e:
-                raise write_failure(self.path, e) from e
+                raise write_failure(Path(f.name), e) from e
 
     def train(self, step: int, loss: float, lr: float, gnorm: float, tok_s: float) -> None:
         self.write({"kind": "train", "step": step, "loss": loss, "lr": lr, "gnorm": gnorm,
@@ -148,23 +167,23 @@ class Logbook:
         """After a roll-back: train/eval records past `step` go (they are replayed); events
         stay (they say what happened)."""
         if self.writer:
-            self._rewrite([e for e in read_log(self.dir)
+            self._rewrite([e for e in self.kept()
                            if e["kind"] == "event" or e["step"] <= step])  # fmt: skip
 
     def close(self) -> None:
         """Close both; a failing TensorBoard writer (full disk) is said, not raised: the
         log.jsonl and the checkpoints are what the trial depends on."""
-        file, tb, self._file, self._tb = self._file, self._tb, None, None
+        files, tb, self._files, self._tb = self._files, self._tb, [], None
         if tb is not None:
             try:
                 tb.close()
             except Exception as e:
                 self.echo(f"tensorboard events incomplete: {type(e).__name__}: {e}")
-        if file is not None:
+        for f in files:
             try:
-                file.close()
+                f.close()
             except OSError as e:
-                raise write_failure(self.path, e) from e
+                raise write_failure(Path(f.name), e) from e
 
 
 def code_versions() -> dict[str, str]:

@@ -94,7 +94,10 @@ class Run:
         torch.manual_seed(int(trial["seed"]))  # fixes the initialisation; the task the data
         self.task: Task = build_task(trial, cfg, device)
         self.prec = Precision(cfg.precision, device.type)
-        self.raw = build_model(cfg.model, self.task.vocab_size).to(device, self.prec.param_dtype)
+        sizes = getattr(self.task, "model_sizes", {})  # data-given sizes (CTC: days, features)
+        self.raw = build_model({**cfg.model, **sizes}, self.task.vocab_size).to(
+            device, self.prec.param_dtype
+        )
         model = torch.compile(self.raw) if cfg.compile else self.raw
         if dd.enabled:
             model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -202,8 +205,11 @@ class Run:
             remove_stale_temps(self.out)
         self.ckpt.start()
         corrupt: list[tuple[str, str]] = []
+        # a resumed log continues the earlier records: without any (log.jsonl and its copy in
+        # ckpt/ both deleted) the curve would start mid-way, so the trial is retrained whole
+        log_kept = self.log.has_records()
         state, discarded = self.ckpt.load_state(
-            lambda s: s.get("fingerprint") == self.fingerprint,
+            lambda s: s.get("fingerprint") == self.fingerprint and log_kept,
             lambda path, why: corrupt.append((path, why)),
         )
         if state is not None:
@@ -215,7 +221,8 @@ class Run:
                            then="resume" if state is not None else "restart")  # fmt: skip
         if state is None:
             if discarded:  # another config or other data: resuming would publish stale results
-                self.log.event(0, "ckpt_discarded", why="config or data changed")
+                why = "config or data changed" if log_kept else "log.jsonl and its copy missing"
+                self.log.event(0, "ckpt_discarded", why=why)
             self.evaluate()
             return
         if self.st.best_step >= 0 and self.ckpt.load_best() is None:  # every rank agrees

@@ -24,6 +24,7 @@ from seqlab.train.config import TrainConfig
 
 class Task(Protocol):
     vocab_size: int  # classes the model predicts
+    # optional: model_sizes: dict[str, int], model keys the data fixes (CTC: n_days, n_features)
     select: str  # evaluate() key that picks the best checkpoint (lower is better)
     tokens_per_batch: int  # tokens in one micro-batch, for tokens/s
 

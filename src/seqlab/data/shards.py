@@ -20,6 +20,7 @@ Shard paths are relative to the manifest's directory.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ import numpy as np
 import webdataset as wds
 
 import seqlab
+from seqlab.data.store import StoreWriter, open_split
 from seqlab.io import SeqlabError, atomic_write, read_json, write_json
 
 
@@ -47,12 +49,14 @@ def write_shards(
     prefix: str,
     shard_size: int,
     subdir: str = "shards",
+    store: StoreWriter | None = None,
 ) -> list[dict[str, Any]]:
     """Write utterances into `root/subdir/{prefix}-{i:06d}.tar`, at most `shard_size` each.
 
     Each shard is written to a temp file and renamed, so a crash never leaves a truncated
     tar under its final name. Returns the manifest entries (paths relative to `root`, the
-    dataset directory that holds manifest.json).
+    dataset directory that holds manifest.json). With `store`, each utterance also goes into
+    the packed token store (one pass over a generated corpus for both).
     """
     out_dir = Path(root) / subdir
     entries: list[dict[str, Any]] = []
@@ -81,6 +85,8 @@ def write_shards(
 
     for u in utts:
         batch.append(u)
+        if store is not None:
+            store.add(u.key, u.units, f"{subdir}/{prefix}-{len(entries):06d}.tar")
         if len(batch) >= shard_size:
             flush()
     if batch:
@@ -159,7 +165,7 @@ class Manifest:
 
     def shard_entries(self, split: str) -> list[dict[str, Any]]:
         try:
-            return self.data["splits"][split]["shards"]
+            return self.data["splits"][split].get("shards", [])
         except KeyError:
             raise SeqlabError(
                 f"{self.path}: no split {split!r} (has {self.splits()}); check the dataset config"
@@ -169,8 +175,29 @@ class Manifest:
         return [self.root / e["path"] for e in self.shard_entries(split)]
 
     def iter_split(self, split: str) -> Iterator[Utterance]:
-        for p in self.shard_paths(split):
-            yield from iter_shard(p)
+        """The split's utterances: from its shards, or from the store when it has none."""
+        if self.shard_entries(split):
+            for p in self.shard_paths(split):
+                yield from iter_shard(p)
+            return
+        sp = open_split(self.root, self.data, split)
+        params = self.data.get("params", {})
+        speaker_re = re.compile(params["speaker_regex"]) if params.get("speaker_regex") else None
+        rate = float(params.get("frame_rate", 50.0))
+        with open(sp.paths["keys"], encoding="utf-8") as keys:
+            for u, key in enumerate(keys):
+                units = np.asarray(sp.tokens[sp.offsets[u] + 1 : sp.offsets[u + 1] - 1])
+                name = key.rstrip("\n")
+                m = speaker_re.search(name) if speaker_re else None
+                speaker = (m.group(1) if m.groups() else m.group(0)) if m else "unknown"
+                meta = {"name": name, "speaker": speaker, "source": sp.source(u),
+                        "duration": round(len(units) / rate, 3)}  # fmt: skip
+                yield Utterance(key=shard_key(name), units=units, meta=meta)
+
+
+def shard_key(name: str) -> str:
+    """A WebDataset key for a name: webdataset splits on the first dot, tar paths on '/'."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name)
 
 
 def write_manifest(
@@ -180,9 +207,14 @@ def write_manifest(
     vocab_size: int,
     splits: dict[str, list[dict[str, Any]]],
     params: dict[str, Any],
+    store: dict[str, dict[str, Any]] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """Write the manifest for shards already on disk (entries from `write_shards`)."""
+    """Write the manifest for shards (entries from `write_shards`) and store already on disk."""
+
+    def store_of(split: str, key: str) -> int:
+        return int((store or {}).get(split, {}).get(key, 0))
+
     manifest = {
         "dataset": dataset,
         "kind": kind,
@@ -192,13 +224,14 @@ def write_manifest(
         "n_tokens": vocab_size + 2,
         "splits": {
             name: {
-                "n_samples": sum(e["n_samples"] for e in entries),
-                "n_units": sum(e["n_units"] for e in entries),
+                "n_samples": sum(e["n_samples"] for e in entries) or store_of(name, "n_samples"),
+                "n_units": sum(e["n_units"] for e in entries) or store_of(name, "n_units"),
                 "shards": entries,
             }
             for name, entries in splits.items()
         },
         "params": params,
+        "store": store or {},
         "seqlab_version": seqlab.__version__,
         **extra,
     }

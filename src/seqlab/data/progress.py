@@ -24,9 +24,12 @@ class Progress:
         self.what, self.total, self.every = what, total, every
         self.t0 = self.last = time.perf_counter()
         self.n = 0
+        self.frac: float | None = None
 
-    def update(self, n: int) -> None:
+    def update(self, n: int, frac: float | None = None) -> None:
+        """Add n units; `frac` (share of the input read) gives the ETA when no total is known."""
         self.n += n
+        self.frac = frac
         now = time.perf_counter()
         if now - self.last >= self.every:
             self.last = now
@@ -39,6 +42,8 @@ class Progress:
         if self.total:
             left = max(0, self.total - self.n) / max(rate, 1e-9)
             out += f" of {_si(self.total)} ({self.n / self.total:.0%}), ETA {left:.0f} s"
+        elif self.frac:
+            out += f" ({self.frac:.0%}), ETA {dt * (1 - self.frac) / self.frac:.0f} s"
         return out + f", {_si(rate)} units/s, {dt:.1f} s"
 
     def _print(self, now: float) -> None:

@@ -124,6 +124,13 @@ def iter_shard(path: str | Path) -> Iterator[Utterance]:
         for sample in ds:
             key = sample.get("__key__", key)
             if "units.npy" not in sample:
+                dotted = next((k for k in sample if k.endswith(".units.npy")), None)
+                if dotted:  # webdataset cuts the key at its first dot
+                    raise SeqlabError(
+                        f"{path}: sample key {key + '.' + dotted[: -len('.units.npy')]!r} has a "
+                        "dot, which WebDataset reads as the start of the member name; rename "
+                        "the keys without dots (seqlab's writer uses shard_key)"
+                    )
                 raise SeqlabError(f"{path}: sample {key!r} has no units.npy member")
             meta = sample.get("json") or {}
             yield Utterance(key=key, units=sample["units.npy"], meta=meta)
@@ -237,3 +244,28 @@ def write_manifest(
     }
     write_json(path, manifest)
     return manifest
+
+
+def export_shards(manifest_path: str | Path, out_dir: str | Path, shard_size: int = 1000) -> dict:
+    """Write every split of a dataset as WebDataset shards `out_dir/{split}-{i:06d}.tar`.
+
+    Shards are the interchange format: a store-only dataset (ingested from text) leaves in
+    them, keys made tar-safe by `shard_key` (the original name stays in each sample's json).
+    """
+    man = Manifest(manifest_path)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for split in man.splits():
+        seen: dict[str, str] = {}
+
+        def utts(split: str = split, seen: dict[str, str] = seen) -> Iterator[Utterance]:
+            for u in man.iter_split(split):
+                name = str(u.meta.get("name", u.key))
+                if seen.setdefault(u.key, name) != name:
+                    raise SeqlabError(
+                        f"{man.path}: names {seen[u.key]!r} and {name!r} map to the same shard "
+                        f"key {u.key!r}; rename one (keys keep only letters, digits, '_' and '-')"
+                    )
+                yield u
+
+        out[split] = write_shards(utts(), out_dir, split, shard_size, subdir=".")
+    return out

@@ -25,6 +25,19 @@ _MIX = np.uint64(0xBF58476D1CE4E5B9)
 MAX_BIGRAM_V = 4096  # bigram counts are V*V: skipped above this vocabulary
 
 
+_POWERS: dict[str, np.ndarray] = {}
+
+
+def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """B**(i+1) and B**-i for i < n (mod 2**64), cached across chunks."""
+    if len(_POWERS.get("pw", ())) < n:
+        m = max(n, 1 << 20)
+        _POWERS["pw"] = np.cumprod(np.full(m, _B, np.uint64))
+        ip = np.cumprod(np.full(m, _B_INV, np.uint64))
+        _POWERS["ip"] = np.concatenate([np.ones(1, np.uint64), ip])
+    return _POWERS["pw"][:n], _POWERS["ip"][: n + 1]
+
+
 def utterance_hashes(x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """A 64-bit polynomial hash (mod 2**64) of each utterance's units, mixed with its length.
 
@@ -32,10 +45,9 @@ def utterance_hashes(x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     difference brought back to its start by `B**-start`, so the hash does not depend on where
     the utterance sits. Collisions: ~n**2 / 2**65 (1e-6 at 5M utterances).
     """
-    n = len(x)
-    pw = np.cumprod(np.full(n, _B, np.uint64))
-    ip = np.concatenate([np.ones(1, np.uint64), np.cumprod(np.full(n, _B_INV, np.uint64))])
-    prefix = np.concatenate([np.zeros(1, np.uint64), np.cumsum((x.astype(np.uint64) + 1) * pw)])
+    pw, ip = _powers(len(x))
+    prefix = np.zeros(len(x) + 1, np.uint64)
+    np.cumsum((x.astype(np.uint64) + 1) * pw, out=prefix[1:])
     ends = np.cumsum(lengths)
     starts = ends - lengths
     return ((prefix[ends] - prefix[starts]) * ip[starts]) ^ (lengths.astype(np.uint64) * _MIX)
@@ -59,30 +71,34 @@ class Scan:
     joint: np.ndarray | None = None
 
     def add(self, u0: int, L: np.ndarray, x: np.ndarray, edges_ok: bool | None) -> None:
-        V, xi = self.V, x.astype(np.int64)
+        V = self.V
         ends = np.cumsum(L)
+        big = np.flatnonzero((x >= V) | (x < 0)) if x.dtype != np.uint16 else np.flatnonzero(x >= V)
+        xb = x[big].astype(np.int64)
         for kind, mask in (
-            ("range", (xi < 0) | (xi > V + 1)),
-            ("special", (xi == V) | (xi == V + 1)),
+            ("range", (xb < 0) | (xb > V + 1)),
+            ("special", (xb >= V) & (xb <= V + 1)),
         ):
-            hits = np.flatnonzero(mask)
+            hits = big[mask]
             self.bad[kind] += len(hits)
             for i in hits[: max(0, self.listed - len(self.first[kind]))]:
                 u = int(np.searchsorted(ends, i, side="right"))
-                self.first[kind].append((u0 + u, int(i - (ends[u] - L[u])), int(xi[i])))
+                self.first[kind].append((u0 + u, int(i - (ends[u] - L[u])), int(x[i])))
         if edges_ok is not None:
             self.edges_ok = edges_ok if self.edges_ok is None else self.edges_ok and edges_ok
-        ok = (xi >= 0) & (xi < V)
-        c = np.bincount(xi[ok], minlength=V)
+        xi = x.astype(np.int32) if x.dtype == np.uint16 else np.clip(x, -1, V).astype(np.int32)
+        if len(big):
+            xi[big] = V  # out of the unigram/bigram counts below
+        c = np.bincount(xi, minlength=V + 1)[:V]
         self.counts = c if not len(self.counts) else self.counts + c
         if V <= MAX_BIGRAM_V and len(xi) > 1:
-            pair = ok[:-1] & ok[1:]
+            pair = xi[:-1] * (V + 1) + xi[1:]
             cut = ends[:-1] - 1  # last unit of each utterance but the chunk's final one
-            pair[cut[(cut >= 0) & (cut < len(pair))]] = False
-            j = np.bincount(xi[:-1][pair] * V + xi[1:][pair], minlength=V * V)
+            pair[cut[(cut >= 0) & (cut < len(pair))]] = V  # lands in a dropped bin
+            j = np.bincount(pair, minlength=(V + 1) ** 2).reshape(V + 1, V + 1)[:V, :V].ravel()
             self.joint = j if self.joint is None else self.joint + j
         self.lengths.append(L)
-        self.hashes.append(utterance_hashes(xi, L))
+        self.hashes.append(utterance_hashes(x, L))
 
     def finish(self) -> None:
         self.L = np.concatenate(self.lengths) if self.lengths else np.zeros(0, np.int64)

@@ -89,10 +89,9 @@ class TextLMTask:
 
     def _batch(self, split: str, offsets: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         data = read_bin(self.paths[split])  # opened anew per batch, as nanoGPT
-        x = torch.from_numpy(np.stack([data[i : i + self.T] for i in offsets]).astype(np.int64))
-        y = torch.from_numpy(
-            np.stack([data[i + 1 : i + 1 + self.T] for i in offsets]).astype(np.int64)
-        )
+        rows = data[offsets[:, None] + np.arange(self.T + 1)]  # one gather, no loop over rows
+        xy = torch.from_numpy(rows.astype(np.int64))
+        x, y = xy[:, :-1], xy[:, 1:]
         if self.device.type == "cuda":  # pinned host memory lets the copy overlap compute
             return x.pin_memory().to(self.device, non_blocking=True), y.pin_memory().to(
                 self.device, non_blocking=True

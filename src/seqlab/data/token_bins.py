@@ -78,9 +78,9 @@ def _manifest(name: str, kind: str, out: Path, vocab: int, docs: dict, **extra: 
     splits = {}
     for split in SPLITS:
         n = (out / f"{split}.bin").stat().st_size // 2
-        # n_samples / n_units mirror the unit manifests so generic printers keep working
-        splits[split] = {"path": f"{split}.bin", "n_tokens": n, "n_units": n,
-                         "n_samples": docs.get(split)}  # fmt: skip
+        splits[split] = {"path": f"{split}.bin", "n_tokens": n}
+        if docs.get(split) is not None:
+            splits[split]["n_documents"] = docs[split]
     manifest = {
         "dataset": name,
         "kind": "token_bins",

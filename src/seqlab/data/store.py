@@ -21,6 +21,7 @@ re-hashes every file (full, once per dataset). Memory at open is two maps, whate
 from __future__ import annotations
 
 import hashlib
+import mmap
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -154,6 +155,8 @@ class StoreSplit:
         if entry["bytes"]["bin"] != 2 * n_tok or entry["bytes"]["idx"] != 8 * (n + 1):
             raise _broken(self.paths["bin"], "file sizes disagree with the sample counts")
         self.tokens = np.memmap(self.paths["bin"], np.uint16, "r") if n_tok else np.zeros(0, "u2")
+        if hasattr(getattr(self.tokens, "_mmap", None), "madvise"):  # rows are random reads:
+            self.tokens._mmap.madvise(mmap.MADV_RANDOM)  # no read-ahead, RSS = touched pages
         self.offsets = np.memmap(self.paths["idx"], np.int64, "r")
         if self.offsets[0] != 0 or self.offsets[-1] != n_tok:
             raise _broken(self.paths["idx"], "first/last offsets do not span the tokens")

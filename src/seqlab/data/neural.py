@@ -33,10 +33,10 @@ from typing import Any
 
 import numpy as np
 
-import seqlab
 from seqlab.data.checks_report import checks_report, entropy_nats
+from seqlab.data.manifest import write_dataset_manifest
 from seqlab.data.phonemes import PHONEMES, ctc_frames
-from seqlab.io import SeqlabError, atomic_write, read_json, write_json
+from seqlab.io import SeqlabError, atomic_write, read_json
 
 N_CLASSES = len(PHONEMES) + 1  # 39 ARPAbet + SIL, + the CTC blank (id 0)
 ARRAYS = ("features", "frame_lens", "phonemes", "phone_lens", "days", "transcriptions")
@@ -156,20 +156,11 @@ def write_dataset(
             "features": features_path(f"{split}.npz").name,
         }
     n_features = int(next(iter(splits.values())).features.shape[1])
-    manifest = {
-        "dataset": name,
-        "kind": "neural",
-        "source": source,
-        "n_features": n_features,
-        "n_days": n_days,
-        "n_classes": N_CLASSES,
-        "phonemes": ["BLANK", *PHONEMES],
-        "splits": entries,
-        "params": params,
-        "seqlab_version": seqlab.__version__,
-    }
-    write_json(out_dir / "manifest.json", manifest)
-    return manifest
+    return write_dataset_manifest(
+        out_dir / "manifest.json", name, "neural", entries, params, source=source,
+        n_features=n_features, n_days=n_days, n_classes=N_CLASSES,
+        phonemes=["BLANK", *PHONEMES],
+    )  # fmt: skip
 
 
 # -- the baseline's pickle (trusted only) and the npz layout ----------------------------------

@@ -4,16 +4,10 @@ A shard is a `.tar` with one sample per utterance: `__key__`, `units.npy` (1-D u
 units 0..V-1, no BOS/EOS) and `json` (speaker, duration, source, ...). Tokens are units
 0..V-1, BOS = V, EOS = V+1.
 
-`manifest.json` (in the dataset directory) records what the shards hold:
-
-    {"dataset": name, "kind": "synthetic_units" | "units_text" | "units_shards",
-     "vocab_size": V, "bos": V, "eos": V+1, "n_tokens": V+2,
-     "splits": {"train": {"n_samples": N, "n_units": M,
-                          "shards": [{"path": "shards/train-000000.tar",
-                                      "n_samples": n, "n_units": m}, ...]},
-                "eval": {...}},
-     "params": {...how it was made...}, "seqlab_version": "..."}
-
+`manifest.json` (in the dataset directory; layout in seqlab.data.manifest) records per split
+`n_samples`, `n_units` and the shards (`{"path", "n_samples", "n_units"}`, none for a
+store-only dataset ingested from text), and the packed token store (seqlab.data.store) that
+training reads. `write_manifest` is the unit kinds' writer.
 Shard paths are relative to the manifest's directory.
 """
 
@@ -29,9 +23,9 @@ from typing import Any
 import numpy as np
 import webdataset as wds
 
-import seqlab
+from seqlab.data.manifest import write_dataset_manifest
 from seqlab.data.store import StoreWriter, open_split
-from seqlab.io import SeqlabError, atomic_write, read_json, write_json
+from seqlab.io import SeqlabError, atomic_write, read_json
 
 
 @dataclass
@@ -222,28 +216,18 @@ def write_manifest(
     def store_of(split: str, key: str) -> int:
         return int((store or {}).get(split, {}).get(key, 0))
 
-    manifest = {
-        "dataset": dataset,
-        "kind": kind,
-        "vocab_size": vocab_size,
-        "bos": vocab_size,
-        "eos": vocab_size + 1,
-        "n_tokens": vocab_size + 2,
-        "splits": {
-            name: {
-                "n_samples": sum(e["n_samples"] for e in entries) or store_of(name, "n_samples"),
-                "n_units": sum(e["n_units"] for e in entries) or store_of(name, "n_units"),
-                "shards": entries,
-            }
-            for name, entries in splits.items()
-        },
-        "params": params,
-        "store": store or {},
-        "seqlab_version": seqlab.__version__,
-        **extra,
+    counts = {
+        name: {
+            "n_samples": sum(e["n_samples"] for e in entries) or store_of(name, "n_samples"),
+            "n_units": sum(e["n_units"] for e in entries) or store_of(name, "n_units"),
+            "shards": entries,
+        }
+        for name, entries in splits.items()
     }
-    write_json(path, manifest)
-    return manifest
+    return write_dataset_manifest(
+        path, dataset, kind, counts, params, vocab_size=vocab_size, bos=vocab_size,
+        eos=vocab_size + 1, n_tokens=vocab_size + 2, store=store or {}, **extra,
+    )  # fmt: skip
 
 
 def export_shards(manifest_path: str | Path, out_dir: str | Path, shard_size: int = 1000) -> dict:

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-import seqlab
 from seqlab.data.checks_report import checks_report, entropy_nats
+from seqlab.data.manifest import write_dataset_manifest
 from seqlab.data.progress import Progress
 from seqlab.data.synthetic_units import parse_params
 from seqlab.data.world import World, WorldParams, stream_rng
@@ -81,19 +81,11 @@ def _manifest(name: str, kind: str, out: Path, vocab: int, docs: dict, **extra: 
         splits[split] = {"path": f"{split}.bin", "n_tokens": n}
         if docs.get(split) is not None:
             splits[split]["n_documents"] = docs[split]
-    manifest = {
-        "dataset": name,
-        "kind": "token_bins",
-        "source": kind,
-        "vocab_size": vocab,
-        "n_tokens": vocab,
-        "dtype": "uint16",
-        "splits": splits,
-        "seqlab_version": seqlab.__version__,
-        **extra,
-    }
-    write_json(out / "manifest.json", manifest)
-    return manifest
+    params = extra.pop("params", {})
+    return write_dataset_manifest(
+        out / "manifest.json", name, "token_bins", splits, params, source=kind,
+        vocab_size=vocab, n_tokens=vocab, dtype="uint16", **extra,
+    )  # fmt: skip
 
 
 def build_synthetic_text_bins(name: str, params: dict[str, Any], out_dir: str | Path) -> dict:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from seqlab.data.shards import Utterance
+from seqlab.data.store import release
 
 
 def token_stream(utts: Iterable[Utterance], bos: int, eos: int) -> np.ndarray:
@@ -70,6 +71,7 @@ class StoreBatches:
         """(x, y) of the given row numbers, gathered from the map (CPU int64)."""
         idx = rows.astype(np.int64)[:, None] * self.seq_len + self._cols
         x = torch.from_numpy(np.asarray(self.tokens[idx]).astype(np.int64))
+        release(self.tokens)  # keep RSS to this batch, not every page touched so far
         return x[:, :-1], x[:, 1:]
 
     def batch(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:

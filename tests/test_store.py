@@ -127,3 +127,27 @@ def test_seq_len_longer_than_corpus_says_so(unit_manifest: Path) -> None:
     with pytest.raises(SeqlabError, match="fewer than one sequence of seq_len 10000000") as e:
         build_task(trial, cfg, torch.device("cpu"))
     assert "batch_size" not in str(e.value)
+
+
+def _rss_file_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssFile:"):
+            return int(line.split()[1]) / 1024
+    pytest.skip("no /proc/self/status")
+
+
+def test_batches_keep_rss_flat(tmp_path: Path) -> None:
+    """Random rows of a 40 MB store: the map's touched pages do not pile up in this process."""
+    w = StoreWriter(tmp_path, "train", 500)
+    rng = np.random.default_rng(0)
+    for b in range(10):
+        lengths = np.full(4000, 498)
+        keys = [f"u{b}_{i}" for i in range(4000)]
+        w.add_block(keys, lengths, rng.integers(0, 500, lengths.sum()).astype(np.uint16), "x")
+    split = StoreSplit(tmp_path, w.close(), 500)
+    batches = StoreBatches(split.tokens, 128, 32, seed=0)
+    batches.batch(0)
+    before = _rss_file_mb()
+    for i in range(1, 200):
+        batches.batch(i)
+    assert _rss_file_mb() - before < 8  # without release: ~30 MB (read-ahead around rows)

@@ -151,3 +151,20 @@ def test_batches_keep_rss_flat(tmp_path: Path) -> None:
     for i in range(1, 200):
         batches.batch(i)
     assert _rss_file_mb() - before < 8  # without release: ~30 MB (read-ahead around rows)
+
+
+def test_checks_rule_rehashes_the_store(tmp_path: Path, unit_manifest: Path) -> None:
+    """A flipped byte (same size: open cannot see it) fails the checks rule in one line."""
+    from seqlab.data.checks import check_and_write
+
+    path = _copy_dataset(unit_manifest, tmp_path / "ds")
+    check_and_write(path, tmp_path / "ok.json")
+    data = json.loads(path.read_text())
+    bin_path = path.parent / data["store"]["eval"]["bin"]
+    raw = bytearray(bin_path.read_bytes())
+    raw[len(raw) // 2] ^= 1
+    bin_path.write_bytes(bytes(raw))
+    with pytest.raises(SeqlabError, match=r"^check store_integrity failed: .*eval\.bin: packed "
+                       r"store is corrupt or truncated \(sha256") as e:  # fmt: skip
+        check_and_write(path, tmp_path / "checks.json")
+    assert "\n" not in str(e.value) and not (tmp_path / "checks.json").exists()

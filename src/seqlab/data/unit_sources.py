@@ -38,7 +38,7 @@ class StoreSource:
         self.sp, self.name = split, name
         self.n_units = int(split.entry["n_units"])
         self.bad_arrays: list[tuple[int, str, tuple[int, ...]]] = []
-        self.integrity = split.verify()
+        self.integrity = [f"check store_integrity failed: {m}" for m in split.verify()]
 
     def where(self, u: int) -> tuple[str, str]:
         return self.sp.where(u)

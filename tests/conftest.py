@@ -83,6 +83,7 @@ def curves(trial_dir: Path) -> list[dict]:
         e = json.loads(line)
         if e["kind"] in ("train", "eval"):
             e.pop("tok_s", None)
+            e.pop("time", None)
             out.append(e)
     return out
 

@@ -105,7 +105,7 @@ def test_guard_skips_nonfinite_updates_and_cuts_lr(
     neural_manifest: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(TASKS, "ctc_nan", f"{__name__}:NaNGradTask")
-    guard = {"enabled": True, "max_skips": 2, "lr_cut": 0.5, "min_lr": 1e-4, "max_cuts": 5}
+    guard = {"enabled": True, "max_skips": 2, "lr_cut": 0.5, "lr_floor": 1e-4, "max_cuts": 5}
     m = train(
         ctc_trial(neural_manifest, "ctc_nan", max_steps=10, guard=guard),
         tmp_path,
@@ -128,7 +128,7 @@ def test_guard_cuts_lr_on_grad_norm_threshold(neural_manifest: Path, tmp_path: P
         "enabled": True,
         "gnorm_threshold": 1e-6,
         "lr_cut": 0.8,
-        "min_lr": 0.012,
+        "lr_floor": 0.012,
         "max_cuts": 5,
     }
     m = train(ctc_trial(neural_manifest, max_steps=6), tmp_path, echo=lambda s: None)

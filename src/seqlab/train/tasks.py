@@ -63,7 +63,7 @@ def lm_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 class UnitLMTask:
-    """Next-unit prediction over WebDataset unit shards (tokens: units, BOS, EOS)."""
+    """Next-unit prediction over the packed token store (tokens: units, BOS, EOS)."""
 
     select = "eval_loss"
 

@@ -21,6 +21,7 @@ re-hashes every file (full, once per dataset). Memory at open is two maps, whate
 from __future__ import annotations
 
 import hashlib
+import itertools
 import mmap
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -198,10 +199,8 @@ class StoreSplit:
     def key(self, u: int) -> str:
         """The name of utterance u (reads the keys file up to it: for error messages only)."""
         with open(self.paths["keys"], encoding="utf-8") as f:
-            for i, line in enumerate(f):
-                if i == u:
-                    return line.rstrip("\n")
-        return f"#{u}"
+            line = next(itertools.islice(f, u, None), None)
+        return line.rstrip("\n") if line is not None else f"#{u}"
 
     def where(self, u: int) -> tuple[str, str]:
         return self.source(u), self.key(u)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from seqlab.data.prepare import prepare_dataset
 from seqlab.eval.per import write_per
@@ -158,6 +159,10 @@ def test_best_checkpoint_is_the_lowest_actual_per(neural_manifest: Path, tmp_pat
     assert per["model_step"] == m["best_step"] and len(per["curve"]) == len(evals)
     assert set(per["per_day"]) == {"day00", "day01"}
     assert per["baseline"]["blank_per"] == 1.0 and per["per"] < per["baseline"]["majority_per"]
+    acc = EventAccumulator(str(tmp_path), size_guidance={"scalars": 0})
+    acc.Reload()  # the scored PER sits beside the training curves in TensorBoard
+    (tb,) = acc.Scalars("test/per")
+    assert tb.step == m["best_step"] and tb.value == pytest.approx(per["per"], rel=1e-6)
 
 
 def test_resume_is_bitwise(neural_manifest: Path, tmp_path: Path) -> None:

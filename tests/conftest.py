@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from seqlab.data.shards import Utterance, write_manifest, write_shards
+from seqlab.data.store import StoreWriter
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -34,10 +35,14 @@ def markov_utterances(n: int, seed: int, vocab: int = 64, prefix: str = "u"):
 
 def make_unit_dataset(root: Path, n_train: int = 200, n_eval: int = 30, vocab: int = 64) -> Path:
     """A small real dataset (shards + manifest); returns the manifest path."""
-    train = write_shards(markov_utterances(n_train, 1, vocab, "tr"), root, "train", 64)
-    evals = write_shards(markov_utterances(n_eval, 2, vocab, "ev"), root, "eval", 64)
-    write_manifest(root / "manifest.json", "markov", "synthetic_units", vocab,
-                   {"train": train, "eval": evals}, {"kind": "markov"})  # fmt: skip
+    shards, store = {}, {}
+    for split, n, seed, prefix in (("train", n_train, 1, "tr"), ("eval", n_eval, 2, "ev")):
+        writer = StoreWriter(root, split, vocab)
+        utts = markov_utterances(n, seed, vocab, prefix)
+        shards[split] = write_shards(utts, root, split, 64, store=writer)
+        store[split] = writer.close()
+    write_manifest(root / "manifest.json", "markov", "synthetic_units", vocab, shards,
+                   {"kind": "markov"}, store=store)  # fmt: skip
     return root / "manifest.json"
 
 

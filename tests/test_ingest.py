@@ -15,7 +15,7 @@ from seqlab.data.ingest import (
     write_units_text,
 )
 from seqlab.data.prepare import prepare_dataset
-from seqlab.data.shards import Manifest, Utterance, write_shards
+from seqlab.data.shards import Manifest, Utterance, export_shards, iter_shard, write_shards
 from seqlab.io import SeqlabError
 
 
@@ -39,11 +39,13 @@ def test_text_round_trip(tmp_path: Path, fmt: str) -> None:
               "shard_size": 16, "speaker_regex": r"^([a-z]+)"}  # fmt: skip
     m = ingest_units_text("real", params, tmp_path / "ds")
     man = Manifest(tmp_path / "ds" / "manifest.json")
-    assert (
-        m["kind"] == "units_text"
-        and m["vocab_size"] == 256
-        and len(m["splits"]["train"]["shards"]) == 4
-    )
+    assert m["kind"] == "units_text" and m["vocab_size"] == 256
+    assert m["store"]["train"]["n_samples"] == 50 and m["line_formats"][params["train"]] == "named"
+    exported = export_shards(tmp_path / "ds" / "manifest.json", tmp_path / "out", shard_size=16)
+    assert len(exported["train"]) == 4  # the interchange format, on demand
+    back = [u for e in exported["eval"] for u in iter_shard(tmp_path / "out" / e["path"])]
+    assert [u.meta["name"] for u in back] == [n for n, _ in evals]
+    assert all(np.array_equal(u.units, x) for u, (_, x) in zip(back, evals, strict=True))
     for split, expected in (("train", train), ("eval", evals)):
         got = by_name(man, split)
         assert list(got) == [n for n, _ in expected]
@@ -163,3 +165,61 @@ def test_shards_ingest_errors(tmp_path: Path) -> None:
         prepare_dataset("x", {"kind": "units_shards", **params, "train": str(src / "junk.tar")},
                         tmp_path / "d")  # fmt: skip
     assert not (tmp_path / "d").exists()
+
+
+def _raw_shard(path: Path, samples: list[tuple[str, np.ndarray]]) -> None:
+    """A shard written by hand, as another tool might (keys and dtypes as given)."""
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w") as tar:
+        for key, units in samples:
+            buf = io.BytesIO()
+            np.save(buf, units)
+            info = tarfile.TarInfo(f"{key}.units.npy")
+            info.size = len(buf.getvalue())
+            tar.addfile(info, io.BytesIO(buf.getvalue()))
+
+
+@pytest.mark.parametrize(
+    "key, units, message",
+    [
+        ("utt1", np.arange(5, dtype=np.int64), r"sample 'utt1': units\.npy is int64 .* the "
+         r"contract is 1-D uint16 units: rewrite the shard with units\.astype\(np\.uint16\)"),
+        ("spk1.utt1", np.arange(5, dtype=np.uint16), r"sample key 'spk1\.utt1' has a dot"),
+    ],
+)  # fmt: skip
+def test_shard_contract_refused_at_ingest(tmp_path: Path, key, units, message) -> None:
+    _raw_shard(tmp_path / "t.tar", [(key, units)])
+    write_src_shards(tmp_path, "eval", utts(2, 1, "ev"))
+    params = {"train": str(tmp_path / "t.tar"), "eval": str(tmp_path / "eval-*.tar")}
+    with pytest.raises(SeqlabError, match=message) as e:
+        prepare_dataset("x", {"kind": "units_shards", **params}, tmp_path / "ds")
+    assert "\n" not in str(e.value) and not (tmp_path / "ds").exists()
+
+
+def test_directory_as_shard_glob(tmp_path: Path) -> None:
+    write_src_shards(tmp_path / "d", "train", utts(3, 0, "tr"))
+    params = {"train": str(tmp_path / "d"), "eval": str(tmp_path / "d" / "*.tar")}
+    with pytest.raises(SeqlabError, match=r"'.*/d' is a directory, not a shard; .*'.*/d/\*\.tar'"):
+        ingest_units_shards("x", params, tmp_path / "ds")
+
+
+def test_units_only_lines(tmp_path: Path) -> None:
+    """fairseq --hide-fname: units only; named file:line, recorded; a mix is refused."""
+    (tmp_path / "u.txt").write_text("1 2 3\n4 5\n\n6 7 8 9\n")
+    m = ingest_units_text("u", {"train": str(tmp_path / "u.txt"), "eval_fraction": 0.3},
+                          tmp_path / "ds")  # fmt: skip
+    assert m["line_formats"] == {str(tmp_path / "u.txt"): "units_only"}
+    got = {**by_name(Manifest(tmp_path / "ds" / "manifest.json"), "train"),
+           **by_name(Manifest(tmp_path / "ds" / "manifest.json"), "eval")}  # fmt: skip
+    assert {k: v.tolist() for k, v in got.items()} == {
+        "u.txt:1": [1, 2, 3], "u.txt:2": [4, 5], "u.txt:4": [6, 7, 8, 9]}  # fmt: skip
+    (tmp_path / "mix.txt").write_text("1 2 3\nutt2 4 5\n")
+    with pytest.raises(SeqlabError, match=r"mix\.txt:2: line has a name, but line 1 .* none"):
+        read_units_text(tmp_path / "mix.txt")
+    (tmp_path / "num.txt").write_text("a 1 2 3\n17 4 5\n")
+    with pytest.raises(SeqlabError, match=r"num\.txt:2: first field '17' is a number"):
+        read_units_text(tmp_path / "num.txt")
+    (tmp_path / "tabnum.txt").write_text("a\t1,2\n17\t4,5\n")  # unambiguous: a TAB ends names
+    assert [n for n, _ in read_units_text(tmp_path / "tabnum.txt")] == ["a", "17"]

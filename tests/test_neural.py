@@ -165,3 +165,23 @@ def test_ctc_min_frames_counts_repeats() -> None:
         ]
     )
     assert ctc_min_frames(sp).tolist() == [4, 6]  # the 5|5 across trials is not a repeat
+
+
+def test_features_store_is_memory_mapped(tmp_path) -> None:
+    """Features live in {split}.features.npy, mapped read-only; the small arrays in the .npz."""
+    import numpy as np
+
+    from seqlab.data.neural import NeuralSplit, features_path
+
+    rng = np.random.default_rng(0)
+    trials = [(rng.normal(size=(40 + i, 8)).astype(np.float32), np.arange(1, 4 + i), i % 2, "x")
+              for i in range(5)]  # fmt: skip
+    sp = NeuralSplit.from_trials(trials)
+    sp.save(tmp_path / "train.npz")
+    with np.load(tmp_path / "train.npz") as z:
+        assert "features" not in z and "frame_lens" in z
+    back = NeuralSplit.load(tmp_path / "train.npz")
+    assert isinstance(back.features, np.memmap) and not back.features.flags.writeable
+    assert features_path(tmp_path / "train.npz").name == "train.features.npy"
+    x, y = back.trial(3)
+    assert np.array_equal(x, trials[3][0]) and np.array_equal(y, trials[3][1])

@@ -100,3 +100,24 @@ def test_random_batches_are_a_function_of_seed_and_step(bins: Path) -> None:
     # evaluation batches are the same for every trial seed: modes are scored on equal tokens
     assert all(np.array_equal(p, q) for p, q in
                zip(a._eval_offsets("val"), c._eval_offsets("val"), strict=True))  # fmt: skip
+
+
+def test_nanogpt_meta_pkl_read_when_trusted(tmp_path: Path) -> None:
+    """shakespeare_char's layout: meta.pkl holds vocab_size 65 (not GPT-2's 50257)."""
+    import pickle
+
+    src = tmp_path / "shakespeare_char"
+    src.mkdir()
+    write_bin(src / "train.bin", np.arange(5000) % 65)
+    write_bin(src / "val.bin", np.arange(600) % 65)
+    chars = [chr(32 + i) for i in range(65)]
+    meta = {"vocab_size": 65, "itos": dict(enumerate(chars)), "stoi": {c: i for i, c in
+            enumerate(chars)}}  # fmt: skip
+    (src / "meta.pkl").write_bytes(pickle.dumps(meta))
+    with pytest.raises(SeqlabError, match=r"has nanoGPT's meta\.pkl: set `trusted: true`") as e:
+        prepare_dataset("sc", {"kind": "token_bins", "path": str(src)}, tmp_path / "a")
+    assert "50257" not in str(e.value)
+    man = prepare_dataset("sc", {"kind": "token_bins", "path": str(src), "trusted": True},
+                          tmp_path / "b")  # fmt: skip
+    assert man["vocab_size"] == 65
+    assert run_checks(tmp_path / "b" / "manifest.json", {"seq_len": 32})["passed"]

@@ -142,6 +142,7 @@ class TokenBins(Strict):
     path: Annotated[str, Field(min_length=1)]
     vocab_size: Vocab | None = None
     link: bool = True
+    trusted: bool = False  # read nanoGPT's meta.pkl (a pickle: runs code) for the vocab size
     checks: BinChecks = Field(default_factory=BinChecks)
 
 

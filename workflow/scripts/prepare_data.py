@@ -9,7 +9,7 @@ import argparse
 import json
 
 from seqlab.cli import run_cli
-from seqlab.data.prepare import prepare_dataset
+from seqlab.data.prepare import describe, prepare_dataset
 
 
 def main() -> None:
@@ -19,8 +19,7 @@ def main() -> None:
     ap.add_argument("--out", required=True, help="dataset directory (gets manifest.json)")
     args = ap.parse_args()
     manifest = prepare_dataset(args.name, json.loads(args.params), args.out)
-    for split, info in manifest["splits"].items():
-        print(f"{split}: {info['n_samples']} utterances, {info['n_units']} units")
+    print("\n".join(describe(manifest)))
 
 
 if __name__ == "__main__":

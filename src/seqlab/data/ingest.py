@@ -15,8 +15,8 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
-import re
 import shutil
+import sys
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,10 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from seqlab.data.shards import Utterance, iter_shard, write_manifest, write_shards
+from seqlab.data.progress import Progress
+from seqlab.data.shards import iter_shard, write_manifest
+from seqlab.data.store import StoreWriter
 from seqlab.data.synthetic_units import parse_params
+from seqlab.data.text_units import detect_units_only, iter_text_blocks, read_units_text
 from seqlab.io import SeqlabError
 
+__all__ = ["ingest_units_shards", "ingest_units_text", "read_units_text", "write_units_text"]
 FORMATS = ("tab", "space")  # `name<TAB>u1,u2,...` (ZeroSpeech 2021), `name u1 u2 ...` (GSLM)
 
 
@@ -90,120 +94,87 @@ def write_units_text(
     return path
 
 
-def read_units_text(path: str | Path, vocab_size: int = 256) -> list[tuple[str, np.ndarray]]:
-    """Parse a quantized units file (format auto-detected per line, blank lines skipped)."""
-    path = Path(path)
-    if not path.is_file():
-        raise SeqlabError(f"{path}: units file not found; check the dataset's train/eval paths")
-    items: list[tuple[str, np.ndarray]] = []
-    first_line: dict[str, int] = {}
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for lineno, raw in enumerate(f, 1):
-            line = raw.strip()
-            if not line:
-                continue
-            where = f"{path}:{lineno}"
-            if "\t" in line:  # ZeroSpeech 2021: name<TAB>u1,u2,...
-                name, rest = line.split("\t", 1)
-            elif "|" in line:  # fairseq GSLM quantizer: name|u1 u2 ...
-                name, rest = line.split("|", 1)
-            else:  # GSLM: name u1 u2 ...
-                name, _, rest = line.partition(" ")
-            name, fields_ = name.strip(), [t for t in re.split(r"[,\s]+", rest.strip()) if t]
-            if not name:
-                raise SeqlabError(f"{where}: line has no name; expected 'name<TAB>u1,u2,...'")
-            if not fields_:
-                raise SeqlabError(
-                    f"{where}: {name!r} has no units; expected 'name<TAB>u1,u2,...' or "
-                    "'name u1 u2 ...' (remove the line if the utterance is empty)"
-                )
-            bad = next((t for t in fields_ if not re.fullmatch(r"\d+", t)), None)
-            if bad is not None:
-                raise SeqlabError(
-                    f"{where}: unit {bad!r} of {name!r} is not a non-negative integer; "
-                    "units are integers separated by commas (after a TAB) or spaces"
-                )
-            units = np.array([int(t) for t in fields_], np.int64)
-            if units.max() >= vocab_size:
-                raise SeqlabError(
-                    f"{where}: unit {units.max()} of {name!r} is out of range 0..{vocab_size - 1}; "
-                    "set vocab_size to your tokenizer's number of units"
-                )
-            if name in first_line:
-                raise SeqlabError(
-                    f"{where}: duplicate name {name!r} (first at line {first_line[name]}); "
-                    "names must be unique, remove or rename one"
-                )
-            first_line[name] = lineno
-            items.append((name, units.astype(np.uint16)))
-    if not items:
-        raise SeqlabError(f"{path}: no utterances; is this the quantized units file?")
-    return items
-
-
-def _key(name: str) -> str:
-    """A WebDataset key for a name: webdataset splits on the first dot, tar paths on '/'."""
-    return re.sub(r"[^A-Za-z0-9_-]", "_", name)
-
-
 def _hash01(seed: int, name: str) -> float:
     h = hashlib.blake2b(f"{seed}:{name}".encode(), digest_size=8).digest()
     return int.from_bytes(h, "big") / 2**64
 
 
+def _eval_threshold(p: UnitsTextParams) -> float:
+    """The eval_fraction split: items with the smallest name hashes (stable under reordering)."""
+    h = np.concatenate([[_hash01(p.split_seed, n) for n in b.names]
+                        for b in iter_text_blocks(p.train, p.vocab_size)] or [[]])  # fmt: skip
+    n_eval = round(len(h) * p.eval_fraction)
+    n_eval = max(n_eval, 1) if p.eval_fraction > 0 and len(h) > 1 else n_eval
+    return float(np.sort(h)[n_eval - 1]) if n_eval else -1.0
+
+
+def _duplicates(path: str, hashes: list[np.ndarray], what: str) -> None:
+    """One line for the first name given twice in `path` (hashes first, names only then)."""
+    h = np.concatenate(hashes) if hashes else np.zeros(0, np.int64)
+    if len(np.unique(h)) == len(h):
+        return
+    first: dict[str, int] = {}
+    for b in iter_text_blocks(path, 2**16 - 2):
+        for name, line in zip(b.names, b.lines, strict=True):
+            if name in first:
+                raise SeqlabError(
+                    f"{path}:{line}: duplicate name {name!r} (first at line {first[name]}); "
+                    f"names must be unique{what}, remove or rename one"
+                )
+            first[name] = line
+
+
 def ingest_units_text(name: str, params: dict[str, Any], out_dir: str | Path) -> dict:
-    """Quantized text file(s) -> shards + manifest; eval from its own file or a stable split."""
+    """Quantized text file(s) -> packed store + manifest, streamed in blocks (bounded memory).
+
+    Eval comes from its own file or from a stable name-hash split of train. No shards are
+    written (they cost 10x the parsing): `seqlab.data.shards.export_shards` makes them.
+    """
     p = parse_params(UnitsTextParams, params, f"dataset {name!r} (units_text)")
-    train = read_units_text(p.train, p.vocab_size)
+    files = [p.train] + ([p.eval] if p.eval else [])
+    threshold = None if p.eval else _eval_threshold(p)
+    writers = {s: StoreWriter(out_dir, s, p.vocab_size) for s in ("train", "eval")}
+    formats, hashes = {}, {f: [] for f in files}
+    total = sum(Path(f).stat().st_size for f in files if Path(f).is_file())
+    prog, done = Progress("ingest"), 0
+    for path in files:
+        formats[path] = "units_only" if detect_units_only(Path(path)) else "named"
+        if formats[path] == "units_only":
+            print(f"ingest: {path}: units only (fairseq --hide-fname): utterances named "
+                  "file:line", file=sys.stderr)  # fmt: skip
+        nbytes = 0
+        for b in iter_text_blocks(path, p.vocab_size):
+            hashes[path].append(np.array([hash(n) for n in b.names], np.int64))
+            ev = np.full(len(b.names), path == p.eval)
+            if threshold is not None:
+                ev = np.array([_hash01(p.split_seed, n) <= threshold for n in b.names], bool)
+            per_unit = np.repeat(ev, b.lengths)
+            for split, sel, units in (("eval", ev, per_unit), ("train", ~ev, ~per_unit)):
+                keys = [n for n, e in zip(b.names, sel, strict=True) if e]
+                writers[split].add_block(keys, b.lengths[sel], b.units[units], path)
+            prog.update(len(b.units), (done + b.n_bytes - nbytes) / max(1, total))
+            done, nbytes = done + b.n_bytes - nbytes, b.n_bytes
+    for path in files:
+        _duplicates(path, hashes[path], "")
     if p.eval:
-        evals = read_units_text(p.eval, p.vocab_size)
-        both = {n for n, _ in train} & {n for n, _ in evals}
-        if both:
+        both = np.intersect1d(np.concatenate(hashes[p.train]), np.concatenate(hashes[p.eval]))
+        if len(both):
+            shared = sorted({n for b in iter_text_blocks(p.eval, 2**16 - 2) for n in b.names
+                             if hash(n) in set(both.tolist())})  # fmt: skip
             raise SeqlabError(
-                f"{p.eval}: {len(both)} names also in {p.train} (e.g. {sorted(both)[0]!r}); "
+                f"{p.eval}: {len(shared)} names also in {p.train} (e.g. {shared[0]!r}); "
                 "train and eval must not share utterances"
             )
-    else:  # the items with the smallest name hashes: stable under reordering of the file
-        n_eval = round(len(train) * p.eval_fraction)
-        n_eval = max(n_eval, 1) if p.eval_fraction > 0 and len(train) > 1 else n_eval
-        chosen = set(
-            sorted(range(len(train)), key=lambda i: _hash01(p.split_seed, train[i][0]))[:n_eval]
-        )
-        evals = [it for i, it in enumerate(train) if i in chosen]
-        train = [it for i, it in enumerate(train) if i not in chosen]
-    if not evals:
+    store = {s: w.close() for s, w in writers.items()}
+    if not sum(len(h) for h in hashes[p.train]):
+        raise SeqlabError(f"{p.train}: no utterances; is this the quantized units file?")
+    if store["eval"]["n_samples"] == 0:
         raise SeqlabError(f"dataset {name!r}: the eval split is empty; give eval or eval_fraction")
-
-    keys: dict[str, str] = {}
-    for n, _ in train + evals:
-        k = _key(n)
-        if k in keys:
-            raise SeqlabError(
-                f"dataset {name!r}: names {keys[k]!r} and {n!r} map to the same shard key {k!r}; "
-                "rename one (keys keep only letters, digits, '_' and '-')"
-            )
-        keys[k] = n
-    try:
-        speaker_re = re.compile(p.speaker_regex) if p.speaker_regex else None
-    except re.error as e:
-        raise SeqlabError(f"dataset {name!r}: speaker_regex is not a valid regex ({e})") from None
-
-    def utts(items: list[tuple[str, np.ndarray]], source: str):
-        for n, units in items:
-            m = speaker_re.search(n) if speaker_re else None
-            speaker = (m.group(1) if m.groups() else m.group(0)) if m else "unknown"
-            meta = {"name": n, "speaker": speaker, "source": source,
-                    "duration": round(len(units) / p.frame_rate, 3)}  # fmt: skip
-            yield Utterance(key=_key(n), units=units, meta=meta)
-
-    eval_src = p.eval or p.train
-    splits = {
-        "train": write_shards(utts(train, p.train), out_dir, "train", p.shard_size),
-        "eval": write_shards(utts(evals, eval_src), out_dir, "eval", p.shard_size),
-    }
+    prog.done()
     return write_manifest(
-        Path(out_dir) / "manifest.json", name, "units_text", p.vocab_size, splits, asdict(p)
-    )
+        Path(out_dir) / "manifest.json", name, "units_text", p.vocab_size,
+        {"train": [], "eval": []}, asdict(p), store=store, line_formats=formats,
+    )  # fmt: skip
 
 
 # -- existing shards -------------------------------------------------------------------------
@@ -215,22 +186,31 @@ def _expand(spec: str | list[str], what: str) -> list[Path]:
         hits = sorted(glob.glob(os.path.expanduser(s)))
         if not hits:
             raise SeqlabError(f"{what}: no shard matches {s!r}; check the path or glob")
+        if folder := next((h for h in hits if os.path.isdir(h)), None):
+            raise SeqlabError(
+                f"{what}: {folder!r} is a directory, not a shard; give a glob of its .tar "
+                f"files, e.g. '{folder.rstrip('/')}/*.tar'"
+            )
         paths += [Path(h) for h in hits]
     if len(set(paths)) != len(paths):
         raise SeqlabError(f"{what}: a shard is listed twice; each shard may appear once")
     return paths
 
 
-def validate_shard(path: Path, vocab_size: int, seen: dict[str, Path]) -> tuple[int, int]:
-    """Check one shard against the contract; return (n_samples, n_units)."""
+def validate_shard(
+    path: Path, vocab_size: int, seen: dict[str, Path], store: StoreWriter, source: str
+) -> tuple[int, int]:
+    """Check one shard against the contract, adding its utterances to the store;
+    return (n_samples, n_units)."""
     n_samples = n_units = 0
     for u in iter_shard(path):
         where = f"{path}: sample {u.key!r}"
         units = np.asarray(u.units)
-        if units.ndim != 1 or not np.issubdtype(units.dtype, np.integer):
+        if units.ndim != 1 or units.dtype != np.uint16:
+            fix = "units.astype(np.uint16)" if np.issubdtype(units.dtype, np.integer) else "1-D"
             raise SeqlabError(
-                f"{where}: units.npy is {units.dtype} with shape {units.shape}; "
-                "expected 1-D integer units"
+                f"{where}: units.npy is {units.dtype} with shape {units.shape}; the contract is "
+                f"1-D uint16 units: rewrite the shard with {fix} (units < 65535)"
             )
         if len(units) == 0:
             raise SeqlabError(f"{where}: empty utterance; drop it from the shard")
@@ -242,6 +222,7 @@ def validate_shard(path: Path, vocab_size: int, seen: dict[str, Path]) -> tuple[
         if u.key in seen:
             raise SeqlabError(f"{where}: key also in {seen[u.key]}; keys must be unique")
         seen[u.key] = path
+        store.add(u.key, units, source)
         n_samples += 1
         n_units += len(units)
     if n_samples == 0:
@@ -258,20 +239,24 @@ def ingest_units_shards(name: str, params: dict[str, Any], out_dir: str | Path) 
     seen: dict[str, Path] = {}
     splits: dict[str, list[dict[str, Any]]] = {}
     sources: dict[str, list[str]] = {}
+    store = {}
     for split in ("train", "eval"):
         entries = []
         paths = _expand(getattr(p, split), f"{what} {split}")
+        writer = StoreWriter(out_dir, split, p.vocab_size)
         for i, src in enumerate(paths):
-            n_samples, n_units = validate_shard(src, p.vocab_size, seen)
             dst = shard_dir / f"{split}-{i:06d}.tar"
+            rel = f"shards/{dst.name}"
+            n_samples, n_units = validate_shard(src, p.vocab_size, seen, writer, rel)
             _place(src, dst, p.mode)
             entries.append({"path": f"shards/{dst.name}", "n_samples": n_samples,
                             "n_units": n_units})  # fmt: skip
         splits[split] = entries
         sources[split] = [str(s.resolve()) for s in paths]
+        store[split] = writer.close()
     return write_manifest(
         Path(out_dir) / "manifest.json", name, "units_shards", p.vocab_size, splits,
-        {**asdict(p), "resolved": sources},
+        {**asdict(p), "resolved": sources}, store=store,
     )  # fmt: skip
 
 

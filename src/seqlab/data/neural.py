@@ -7,33 +7,38 @@ day: `sentenceDat` (T x 256 float arrays: 128 threshold-crossing + 128 spike-pow
 `transcriptions`. Unpickling runs arbitrary code, so it is read only for datasets the config
 marks `trusted: true`, and converted once into the safe layout every later stage reads:
 
-    results/data/{dataset}/{split}.npz   (np.load(allow_pickle=False))
-        features  float32 (sum T, C)   all trials' frames, concatenated
+    results/data/{dataset}/{split}.features.npy   float32 (sum T, C), all trials' frames
+        concatenated: the features store, np.load(mmap_mode="r") so a trial holds only the
+        pages its batches touch (the baseline's ~10k sentences x 256 channels are ~5 GB)
+    results/data/{dataset}/{split}.npz   (np.load(allow_pickle=False)), the small arrays:
         frame_lens int64 (N,)          frames per trial
         phonemes  int64 (sum L,)       labels 1..40, concatenated, no padding
         phone_lens int64 (N,)          labels per trial
         days      int64 (N,)           day index (into the model's day-specific input layers)
         transcriptions <U (N,)         sentence text
     manifest.json  {dataset, kind: "neural", n_features, n_days, n_classes: 41, splits:
-                    {split: {path, n_trials, n_frames, n_phonemes, n_samples (= n_trials),
-                    n_units (= n_frames)}}, source, phonemes, params, seqlab_version}
+                    {split: {path, features, n_trials, n_frames, n_phonemes}}, source,
+                    phonemes, params, seqlab_version}
+
+A `.npz` holding `features` itself (the layout a user's neural_npz directory has) still loads,
+in memory; prepare always writes the features store.
 """
 
 from __future__ import annotations
 
 import pickle
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-import seqlab
 from seqlab.config import DATASET_KINDS, NeuralChecks
 from seqlab.config_load import check_block, check_params
+from seqlab.data.checks_report import checks_report, entropy_nats
+from seqlab.data.manifest import write_dataset_manifest
 from seqlab.data.phonemes import PHONEMES, ctc_frames
-from seqlab.io import SeqlabError, atomic_write, read_json, write_json
+from seqlab.io import SeqlabError, atomic_write, read_json
 
 N_CLASSES = len(PHONEMES) + 1  # 39 ARPAbet + SIL, + the CTC blank (id 0)
 ARRAYS = ("features", "frame_lens", "phonemes", "phone_lens", "days", "transcriptions")
@@ -85,24 +90,39 @@ class NeuralSplit:
         )
 
     def save(self, path: Path) -> None:
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as f:
-                np.savez(f, **{k: getattr(self, k) for k in ARRAYS})
+        """`path` (.npz, the small arrays) and its features store beside it (.features.npy)."""
 
-        atomic_write(path, write)
+        def write_npz(tmp: Path) -> None:
+            with open(tmp, "wb") as f:
+                np.savez(f, **{k: getattr(self, k) for k in ARRAYS if k != "features"})
+
+        def write_npy(tmp: Path) -> None:
+            with open(tmp, "wb") as f:
+                np.save(f, np.ascontiguousarray(self.features, np.float32))
+
+        atomic_write(features_path(path), write_npy)
+        atomic_write(path, write_npz)
 
     @classmethod
     def load(cls, path: str | Path) -> NeuralSplit:
         try:
             with np.load(path, allow_pickle=False) as z:
-                missing = [k for k in ARRAYS if k not in z]
-                if missing:
-                    raise SeqlabError(f"{path}: not a neural .npz split, missing {missing}")
-                return cls(**{k: z[k] for k in ARRAYS})
+                arrays = {k: z[k] for k in ARRAYS if k in z}
+            if "features" not in arrays and features_path(path).exists():
+                arrays["features"] = np.load(features_path(path), mmap_mode="r")
+            missing = [k for k in ARRAYS if k not in arrays]
+            if missing:
+                raise SeqlabError(f"{path}: not a neural .npz split, missing {missing}")
+            return cls(**arrays)
         except (OSError, ValueError) as e:
             raise SeqlabError(
                 f"{path}: unreadable neural split ({e}); rebuild the dataset"
             ) from None
+
+
+def features_path(npz: str | Path) -> Path:
+    """The features store beside a split's .npz: train.npz -> train.features.npy."""
+    return Path(npz).with_suffix(".features.npy")
 
 
 def load_split(manifest_path: str | Path, split: str) -> tuple[NeuralSplit, dict[str, Any]]:
@@ -135,24 +155,14 @@ def write_dataset(
             "n_trials": len(sp),
             "n_frames": int(sp.frame_lens.sum()),
             "n_phonemes": int(sp.phone_lens.sum()),
-            "n_samples": len(sp),  # the generic manifest keys: trials, frames
-            "n_units": int(sp.frame_lens.sum()),
+            "features": features_path(f"{split}.npz").name,
         }
     n_features = int(next(iter(splits.values())).features.shape[1])
-    manifest = {
-        "dataset": name,
-        "kind": "neural",
-        "source": source,
-        "n_features": n_features,
-        "n_days": n_days,
-        "n_classes": N_CLASSES,
-        "phonemes": ["BLANK", *PHONEMES],
-        "splits": entries,
-        "params": params,
-        "seqlab_version": seqlab.__version__,
-    }
-    write_json(out_dir / "manifest.json", manifest)
-    return manifest
+    return write_dataset_manifest(
+        out_dir / "manifest.json", name, "neural", entries, params, source=source,
+        n_features=n_features, n_days=n_days, n_classes=N_CLASSES,
+        phonemes=["BLANK", *PHONEMES],
+    )  # fmt: skip
 
 
 # -- the baseline's pickle (trusted only) and the npz layout ----------------------------------
@@ -218,8 +228,6 @@ def build_neural_npz(name: str, params: dict[str, Any], out_dir: Path) -> dict[s
         for s in ("train", "test", "competition")
         if (src / f"{s}.npz").exists()
     }
-    for s in splits:
-        shutil.copyfile(src / f"{s}.npz", Path(out_dir) / f"{s}.npz")
     n_days = 1 + max(int(sp.days.max()) for sp in splits.values() if len(sp))
     p = {k: v for k, v in params.items() if k != "checks"}
     return write_dataset(name, "neural_npz", splits, n_days, p, Path(out_dir))
@@ -282,8 +290,8 @@ def run_neural_checks(manifest_path: str | Path, params: dict[str, Any] | None =
                 f"n_features {C}, frame_lens sum {sp.frame_lens.sum()}",
             )
             continue
-        if not np.isfinite(sp.features).all():
-            rows = np.flatnonzero(~np.isfinite(sp.features).all(1))
+        rows = _nonfinite_rows(sp.features)
+        if len(rows):
             fail(
                 "shapes",
                 where,
@@ -323,19 +331,18 @@ def run_neural_checks(manifest_path: str | Path, params: dict[str, Any] | None =
         }
         if split == "train":
             label_counts += np.bincount(sp.phonemes[~lab_bad], minlength=N_CLASSES)
-    prob = label_counts[label_counts > 0] / max(label_counts.sum(), 1)
-    failures = [f for _, fs in results.values() for f in fs]
-    return {
-        "passed": not failures,
-        "dataset": man.get("dataset"),
-        "manifest": str(manifest_path),
-        "params": asdict(p),
-        "n_days": n_days,
-        "n_features": C,
-        "unigram_entropy_nats": float(-(prob * np.log(prob)).sum()),  # per-phoneme CTC baseline
-        "checks": {k: {"passed": not f, "detail": d} for k, (d, f) in results.items()},
-        "failures": failures,
-    }
+    return checks_report(
+        results, asdict(p), dataset=man.get("dataset"), manifest=str(manifest_path),
+        n_days=n_days, n_features=C,
+        unigram_entropy_nats=entropy_nats(label_counts),  # per-phoneme CTC baseline
+    )  # fmt: skip
+
+
+def _nonfinite_rows(features: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+    """Frames with a NaN/inf, read in chunks of rows (the store may be larger than memory)."""
+    bad = [a + np.flatnonzero(~np.isfinite(features[a : a + chunk]).all(1))
+           for a in range(0, len(features), chunk)]  # fmt: skip
+    return np.concatenate(bad) if bad else np.zeros(0, np.int64)
 
 
 def pad_batch(sp: NeuralSplit, idx: np.ndarray) -> dict[str, np.ndarray]:

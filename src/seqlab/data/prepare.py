@@ -57,6 +57,16 @@ def prepare_dataset(name: str, cfg: dict[str, Any], out_dir: str | Path) -> dict
     return manifest
 
 
+def describe(manifest: dict[str, Any]) -> list[str]:
+    """One line per split with the counts its kind records (utterances/units, tokens,
+    trials/frames): each manifest kind keeps its own meaningful fields, no placeholders."""
+    names = ("n_samples", "n_units", "n_tokens", "n_trials", "n_frames", "n_phonemes")
+    return [
+        f"{split}: " + ", ".join(f"{info[k]:,} {k[2:]}" for k in names if k in info)
+        for split, info in manifest.get("splits", {}).items()
+    ]
+
+
 def _commit(tmp: Path, out_dir: Path) -> None:
     """Move the built entries into `out_dir`, manifest.json last (it marks a finished dataset).
 

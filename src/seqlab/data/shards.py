@@ -4,22 +4,17 @@ A shard is a `.tar` with one sample per utterance: `__key__`, `units.npy` (1-D u
 units 0..V-1, no BOS/EOS) and `json` (speaker, duration, source, ...). Tokens are units
 0..V-1, BOS = V, EOS = V+1.
 
-`manifest.json` (in the dataset directory) records what the shards hold:
-
-    {"dataset": name, "kind": "synthetic_units" | "units_text" | "units_shards",
-     "vocab_size": V, "bos": V, "eos": V+1, "n_tokens": V+2,
-     "splits": {"train": {"n_samples": N, "n_units": M,
-                          "shards": [{"path": "shards/train-000000.tar",
-                                      "n_samples": n, "n_units": m}, ...]},
-                "eval": {...}},
-     "params": {...how it was made...}, "seqlab_version": "..."}
-
+`manifest.json` (in the dataset directory; layout in seqlab.data.manifest) records per split
+`n_samples`, `n_units` and the shards (`{"path", "n_samples", "n_units"}`, none for a
+store-only dataset ingested from text), and the packed token store (seqlab.data.store) that
+training reads. `write_manifest` is the unit kinds' writer.
 Shard paths are relative to the manifest's directory.
 """
 
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +23,9 @@ from typing import Any
 import numpy as np
 import webdataset as wds
 
-import seqlab
-from seqlab.io import SeqlabError, atomic_write, read_json, write_json
+from seqlab.data.manifest import write_dataset_manifest
+from seqlab.data.store import StoreWriter, open_split
+from seqlab.io import SeqlabError, atomic_write, read_json
 
 
 @dataclass
@@ -47,12 +43,14 @@ def write_shards(
     prefix: str,
     shard_size: int,
     subdir: str = "shards",
+    store: StoreWriter | None = None,
 ) -> list[dict[str, Any]]:
     """Write utterances into `root/subdir/{prefix}-{i:06d}.tar`, at most `shard_size` each.
 
     Each shard is written to a temp file and renamed, so a crash never leaves a truncated
     tar under its final name. Returns the manifest entries (paths relative to `root`, the
-    dataset directory that holds manifest.json).
+    dataset directory that holds manifest.json). With `store`, each utterance also goes into
+    the packed token store (one pass over a generated corpus for both).
     """
     out_dir = Path(root) / subdir
     entries: list[dict[str, Any]] = []
@@ -81,6 +79,8 @@ def write_shards(
 
     for u in utts:
         batch.append(u)
+        if store is not None:
+            store.add(u.key, u.units, f"{subdir}/{prefix}-{len(entries):06d}.tar")
         if len(batch) >= shard_size:
             flush()
     if batch:
@@ -118,6 +118,13 @@ def iter_shard(path: str | Path) -> Iterator[Utterance]:
         for sample in ds:
             key = sample.get("__key__", key)
             if "units.npy" not in sample:
+                dotted = next((k for k in sample if k.endswith(".units.npy")), None)
+                if dotted:  # webdataset cuts the key at its first dot
+                    raise SeqlabError(
+                        f"{path}: sample key {key + '.' + dotted[: -len('.units.npy')]!r} has a "
+                        "dot, which WebDataset reads as the start of the member name; rename "
+                        "the keys without dots (seqlab's writer uses shard_key)"
+                    )
                 raise SeqlabError(f"{path}: sample {key!r} has no units.npy member")
             meta = sample.get("json") or {}
             yield Utterance(key=key, units=sample["units.npy"], meta=meta)
@@ -159,7 +166,7 @@ class Manifest:
 
     def shard_entries(self, split: str) -> list[dict[str, Any]]:
         try:
-            return self.data["splits"][split]["shards"]
+            return self.data["splits"][split].get("shards", [])
         except KeyError:
             raise SeqlabError(
                 f"{self.path}: no split {split!r} (has {self.splits()}); check the dataset config"
@@ -169,8 +176,29 @@ class Manifest:
         return [self.root / e["path"] for e in self.shard_entries(split)]
 
     def iter_split(self, split: str) -> Iterator[Utterance]:
-        for p in self.shard_paths(split):
-            yield from iter_shard(p)
+        """The split's utterances: from its shards, or from the store when it has none."""
+        if self.shard_entries(split):
+            for p in self.shard_paths(split):
+                yield from iter_shard(p)
+            return
+        sp = open_split(self.root, self.data, split)
+        params = self.data.get("params", {})
+        speaker_re = re.compile(params["speaker_regex"]) if params.get("speaker_regex") else None
+        rate = float(params.get("frame_rate", 50.0))
+        with open(sp.paths["keys"], encoding="utf-8") as keys:
+            for u, key in enumerate(keys):
+                units = np.asarray(sp.tokens[sp.offsets[u] + 1 : sp.offsets[u + 1] - 1])
+                name = key.rstrip("\n")
+                m = speaker_re.search(name) if speaker_re else None
+                speaker = (m.group(1) if m.groups() else m.group(0)) if m else "unknown"
+                meta = {"name": name, "speaker": speaker, "source": sp.source(u),
+                        "duration": round(len(units) / rate, 3)}  # fmt: skip
+                yield Utterance(key=shard_key(name), units=units, meta=meta)
+
+
+def shard_key(name: str) -> str:
+    """A WebDataset key for a name: webdataset splits on the first dot, tar paths on '/'."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name)
 
 
 def write_manifest(
@@ -180,27 +208,48 @@ def write_manifest(
     vocab_size: int,
     splits: dict[str, list[dict[str, Any]]],
     params: dict[str, Any],
+    store: dict[str, dict[str, Any]] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """Write the manifest for shards already on disk (entries from `write_shards`)."""
-    manifest = {
-        "dataset": dataset,
-        "kind": kind,
-        "vocab_size": vocab_size,
-        "bos": vocab_size,
-        "eos": vocab_size + 1,
-        "n_tokens": vocab_size + 2,
-        "splits": {
-            name: {
-                "n_samples": sum(e["n_samples"] for e in entries),
-                "n_units": sum(e["n_units"] for e in entries),
-                "shards": entries,
-            }
-            for name, entries in splits.items()
-        },
-        "params": params,
-        "seqlab_version": seqlab.__version__,
-        **extra,
+    """Write the manifest for shards (entries from `write_shards`) and store already on disk."""
+
+    def store_of(split: str, key: str) -> int:
+        return int((store or {}).get(split, {}).get(key, 0))
+
+    counts = {
+        name: {
+            "n_samples": sum(e["n_samples"] for e in entries) or store_of(name, "n_samples"),
+            "n_units": sum(e["n_units"] for e in entries) or store_of(name, "n_units"),
+            "shards": entries,
+        }
+        for name, entries in splits.items()
     }
-    write_json(path, manifest)
-    return manifest
+    return write_dataset_manifest(
+        path, dataset, kind, counts, params, vocab_size=vocab_size, bos=vocab_size,
+        eos=vocab_size + 1, n_tokens=vocab_size + 2, store=store or {}, **extra,
+    )  # fmt: skip
+
+
+def export_shards(manifest_path: str | Path, out_dir: str | Path, shard_size: int = 1000) -> dict:
+    """Write every split of a dataset as WebDataset shards `out_dir/{split}-{i:06d}.tar`.
+
+    Shards are the interchange format: a store-only dataset (ingested from text) leaves in
+    them, keys made tar-safe by `shard_key` (the original name stays in each sample's json).
+    """
+    man = Manifest(manifest_path)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for split in man.splits():
+        seen: dict[str, str] = {}
+
+        def utts(split: str = split, seen: dict[str, str] = seen) -> Iterator[Utterance]:
+            for u in man.iter_split(split):
+                name = str(u.meta.get("name", u.key))
+                if seen.setdefault(u.key, name) != name:
+                    raise SeqlabError(
+                        f"{man.path}: names {seen[u.key]!r} and {name!r} map to the same shard "
+                        f"key {u.key!r}; rename one (keys keep only letters, digits, '_' and '-')"
+                    )
+                yield u
+
+        out[split] = write_shards(utts(), out_dir, split, shard_size, subdir=".")
+    return out

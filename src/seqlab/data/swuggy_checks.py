@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from seqlab.data.checks_report import checks_report, entropy_nats
 from seqlab.data.ingest import read_units_text
 from seqlab.data.swuggy_files import read_gold
 from seqlab.io import read_json
@@ -79,16 +80,8 @@ def run_swuggy_checks(manifest_path: str | Path, params: dict[str, Any] | None =
     ctrl = read_json(root / man["files"]["controls"]) if (root / "controls.json").exists() else {}
     bad = [] if ctrl else ["controls.json is missing or empty"]
     check("controls", bad, {k: v.get("lexical_all") for k, v in ctrl.items()}, "rebuild the set")
-    failures = [f for _, fs in results.values() for f in fs]
     allu = np.concatenate(list(units.values())).astype(np.int64) if units else np.zeros(0, int)
-    q = np.bincount(allu[allu < V], minlength=V) / max(1, int((allu < V).sum()))
-    return {
-        "passed": not failures,
-        "dataset": man.get("dataset"),
-        "manifest": str(manifest_path),
-        "vocab_size": V,
-        "unigram_entropy_nats": float(-(q[q > 0] * np.log(q[q > 0])).sum()),
-        "params": params or {},
-        "failures": failures,
-        "checks": {k: {"passed": not f, "detail": d} for k, (d, f) in results.items()},
-    }
+    return checks_report(
+        results, params or {}, dataset=man.get("dataset"), manifest=str(manifest_path),
+        vocab_size=V, unigram_entropy_nats=entropy_nats(np.bincount(allu[allu < V], minlength=V)),
+    )  # fmt: skip

@@ -19,6 +19,7 @@ import numpy as np
 from seqlab.config import PARAMS_MODELS
 from seqlab.config_load import check_block
 from seqlab.data.shards import Utterance, write_manifest, write_shards
+from seqlab.data.store import StoreWriter
 from seqlab.data.world import PHONEMES, World, WorldParams, stream_rng
 from seqlab.io import SeqlabError
 
@@ -136,10 +137,12 @@ def build_synthetic_units(name: str, params: dict[str, Any], out_dir: str | Path
     p = parse_params(SyntheticUnitsParams, params, f"dataset {name!r} (synthetic_units)")
     world = World(p.world_params())
     train, evals = split_sentences(world, p)
-    splits = {
-        split: write_shards(iter_utterances(world, p, split, sents), out_dir, split, p.shard_size)
-        for split, sents in (("train", train), ("eval", evals))
-    }
+    splits, store = {}, {}
+    for split, sents in (("train", train), ("eval", evals)):
+        writer = StoreWriter(out_dir, split, p.vocab_size)
+        utts = iter_utterances(world, p, split, sents)
+        splits[split] = write_shards(utts, out_dir, split, p.shard_size, store=writer)
+        store[split] = writer.close()
     voices = [{"id": v.id, "heldout": v.heldout, "rate": round(v.rate, 4)} for v in world.voices]
     return write_manifest(
         Path(out_dir) / "manifest.json",
@@ -148,5 +151,6 @@ def build_synthetic_units(name: str, params: dict[str, Any], out_dir: str | Path
         vocab_size=p.vocab_size,
         splits=splits,
         params=asdict(p),
+        store=store,
         voices=voices,
     )

@@ -23,9 +23,11 @@ from typing import Any
 
 import numpy as np
 
-import seqlab
 from seqlab.config import BinChecks
 from seqlab.config_load import check_params
+from seqlab.data.checks_report import checks_report, entropy_nats
+from seqlab.data.manifest import write_dataset_manifest
+from seqlab.data.progress import Progress
 from seqlab.data.synthetic_units import parse_params
 from seqlab.data.world import World, WorldParams, stream_rng
 from seqlab.io import SeqlabError, read_json, write_json
@@ -33,7 +35,7 @@ from seqlab.io import SeqlabError, read_json, write_json
 BYTE_VOCAB = 256
 EOT = 256  # end-of-text token of the byte-level tokenizer
 SPLITS = ("train", "val")
-CHUNK = 1 << 24  # tokens per scan chunk (32 MiB of uint16)
+CHUNK = 1 << 22  # tokens per scan chunk (8 MiB of uint16), read by file reads (not resident)
 
 
 @dataclass
@@ -78,22 +80,14 @@ def _manifest(name: str, kind: str, out: Path, vocab: int, docs: dict, **extra: 
     splits = {}
     for split in SPLITS:
         n = (out / f"{split}.bin").stat().st_size // 2
-        # n_samples / n_units mirror the unit manifests so generic printers keep working
-        splits[split] = {"path": f"{split}.bin", "n_tokens": n, "n_units": n,
-                         "n_samples": docs.get(split)}  # fmt: skip
-    manifest = {
-        "dataset": name,
-        "kind": "token_bins",
-        "source": kind,
-        "vocab_size": vocab,
-        "n_tokens": vocab,
-        "dtype": "uint16",
-        "splits": splits,
-        "seqlab_version": seqlab.__version__,
-        **extra,
-    }
-    write_json(out / "manifest.json", manifest)
-    return manifest
+        splits[split] = {"path": f"{split}.bin", "n_tokens": n}
+        if docs.get(split) is not None:
+            splits[split]["n_documents"] = docs[split]
+    params = extra.pop("params", {})
+    return write_dataset_manifest(
+        out / "manifest.json", name, "token_bins", splits, params, source=kind,
+        vocab_size=vocab, n_tokens=vocab, dtype="uint16", **extra,
+    )  # fmt: skip
 
 
 def build_synthetic_text_bins(name: str, params: dict[str, Any], out_dir: str | Path) -> dict:
@@ -125,6 +119,7 @@ class IngestParams:
     path: str = ""  # directory holding train.bin and val.bin (nanoGPT's data/<name>/)
     vocab_size: int | None = None  # required unless the directory has a meta.json with it
     link: bool = True  # symlink the bins (OpenWebText is 17 GB); false: copy them
+    trusted: bool = False  # read nanoGPT's meta.pkl (a pickle: runs code) for the vocab size
 
     def problems(self) -> list[str]:
         return [] if self.path else ["path: the directory of train.bin / val.bin is required"]
@@ -140,12 +135,17 @@ def ingest_token_bins(name: str, params: dict[str, Any], out_dir: str | Path) ->
             raise SeqlabError(f"dataset {name!r}: {src / f'{split}.bin'} not found; "
                               "point `path` at nanoGPT's prepared data directory")  # fmt: skip
     meta = read_json(src / "meta.json") if (src / "meta.json").exists() else {}
+    if not meta and (src / "meta.pkl").exists() and p.trusted:
+        meta = _read_meta_pkl(src / "meta.pkl")
     vocab = p.vocab_size or meta.get("vocab_size")
     if not vocab:
+        pkl = (src / "meta.pkl").exists()
         raise SeqlabError(
-            f"dataset {name!r}: vocab_size unknown ({src} has no meta.json with it); set "
-            "vocab_size (50257 for GPT-2's tokenizer). meta.pkl is not read: pickles run code"
-        )
+            f"dataset {name!r}: vocab_size unknown ({src} has no meta.json with it); "
+            + ("it has nanoGPT's meta.pkl: set `trusted: true` to read it (a pickle runs code), "
+               "or set vocab_size" if pkl else
+               "set vocab_size (50257 for GPT-2's tokenizer, the charset size for *_char)")
+        )  # fmt: skip
     if meta.get("vocab_size") not in (None, vocab):
         raise SeqlabError(f"dataset {name!r}: vocab_size {vocab} but {src}/meta.json says "
                           f"{meta['vocab_size']}")  # fmt: skip
@@ -157,6 +157,20 @@ def ingest_token_bins(name: str, params: dict[str, Any], out_dir: str | Path) ->
     write_json(out / "meta.json", {**meta, "vocab_size": int(vocab)})
     params_out = {**asdict(p), "path": str(src)}
     return _manifest(name, "token_bins", out, int(vocab), {}, params=params_out)
+
+
+def _read_meta_pkl(path: Path) -> dict[str, Any]:
+    """nanoGPT's meta.pkl (shakespeare_char: vocab_size, itos, stoi); only when trusted."""
+    import pickle
+
+    try:
+        with open(path, "rb") as f:
+            meta = pickle.load(f)  # noqa: S301 - the config marks the dataset trusted
+    except Exception as e:  # noqa: BLE001 - any unpickling error is the file's fault
+        raise SeqlabError(f"{path}: unreadable pickle ({type(e).__name__}: {e})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("vocab_size"), int):
+        raise SeqlabError(f"{path}: no integer vocab_size in it; set vocab_size in the config")
+    return {"vocab_size": meta["vocab_size"], "source_meta": "meta.pkl"}
 
 
 # -- checks -------------------------------------------------------------------------------
@@ -174,18 +188,27 @@ class BinCheckParams:
 
 def _scan(path: Path, V: int, keep: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """Token counts (length max(V, max id + 1)) and the first `keep` (position, id) >= V."""
-    data = read_bin(path)
     counts = np.zeros(V, np.int64)
     bad: list[tuple[int, int]] = []
-    for start in range(0, len(data), CHUNK):
-        chunk = np.asarray(data[start : start + CHUNK])
-        c = np.bincount(chunk, minlength=V)
-        if len(c) > V:
-            counts = np.concatenate([counts, np.zeros(len(c) - len(counts), np.int64)])
-        counts[: len(c)] += c
-        if len(bad) < keep and (chunk.max(initial=0) >= V):
-            pos = np.flatnonzero(chunk >= V)[: keep - len(bad)]
-            bad += [(int(start + i), int(chunk[i])) for i in pos]
+    prog = Progress(f"checks {path.name}", path.stat().st_size // 2)
+    with open(path, "rb") as f:  # plain reads: a full pass through a map stays resident
+        for start in range(0, path.stat().st_size // 2, CHUNK):
+            chunk = np.fromfile(f, np.uint16, CHUNK)
+            prog.update(len(chunk))
+            counts, bad = _count(chunk, start, counts, bad, V, keep)
+    prog.done()
+    return counts, bad
+
+
+def _count(chunk: np.ndarray, start: int, counts: np.ndarray, bad: list, V: int, keep: int):
+    """Add a chunk's token counts; note its first out-of-range (position, id) pairs."""
+    c = np.bincount(chunk, minlength=V)
+    if len(c) > len(counts):
+        counts = np.concatenate([counts, np.zeros(len(c) - len(counts), np.int64)])
+    counts[: len(c)] += c
+    if len(bad) < keep and (chunk.max(initial=0) >= V):
+        pos = np.flatnonzero(chunk >= V)[: keep - len(bad)]
+        bad += [(int(start + i), int(chunk[i])) for i in pos]
     return counts, bad
 
 
@@ -234,17 +257,7 @@ def run_token_bin_checks(manifest_path: str | Path, params: dict[str, Any] | Non
                               "val_share": share}, fails)  # fmt: skip
     ent: dict[str, Any] = {}
     if "train" in counts:
-        c = counts["train"][counts["train"] > 0].astype(np.float64)
-        q = c / c.sum()
-        ent = {"unigram_entropy_nats": float(-(q * np.log(q)).sum()), "n_types": int(len(c))}
-    failures = [f for _, fs in checks.values() for f in fs]
-    return {
-        "passed": not failures,
-        "dataset": man.get("dataset"),
-        "manifest": str(manifest_path),
-        "vocab_size": V,
-        "params": asdict(p),
-        **ent,
-        "checks": {k: {"passed": not f, "detail": d} for k, (d, f) in checks.items()},
-        "failures": failures,
-    }
+        ent = {"unigram_entropy_nats": entropy_nats(counts["train"]),
+               "n_types": int(np.count_nonzero(counts["train"]))}  # fmt: skip
+    return checks_report(checks, asdict(p), dataset=man.get("dataset"),
+                         manifest=str(manifest_path), vocab_size=V, **ent)  # fmt: skip

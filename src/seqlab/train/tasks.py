@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from seqlab.data.shards import Manifest
-from seqlab.data.units import SequenceBatches, load_unit_split
+from seqlab.data.store import open_split
+from seqlab.data.units import StoreBatches, n_rows
 from seqlab.io import SeqlabError
 from seqlab.train.config import TrainConfig
 
@@ -63,7 +64,7 @@ def lm_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 class UnitLMTask:
-    """Next-unit prediction over WebDataset unit shards (tokens: units, BOS, EOS)."""
+    """Next-unit prediction over the packed token store (tokens: units, BOS, EOS)."""
 
     select = "eval_loss"
 
@@ -72,17 +73,22 @@ class UnitLMTask:
         self.device = device
         self.vocab_size = self.manifest.n_tokens
         self.eval_batches = cfg.eval_batches or None
-        train = load_unit_split(self.manifest, "train", cfg.seq_len)
-        evals = load_unit_split(self.manifest, "eval", cfg.seq_len)
-        if len(train) < cfg.batch_size:
+        train, evals = (open_split(self.manifest.root, self.manifest.data, s).tokens
+                        for s in ("train", "eval"))  # fmt: skip
+        for split, tokens in (("train", train), ("eval", evals)):
+            if n_rows(len(tokens), cfg.seq_len) == 0:
+                raise SeqlabError(
+                    f"{self.manifest.path}: the {split} split holds {len(tokens)} tokens, fewer "
+                    f"than one sequence of seq_len {cfg.seq_len} + 1; lower seq_len or add data"
+                )
+        rows = n_rows(len(train), cfg.seq_len)
+        if rows < cfg.batch_size:
             raise SeqlabError(
-                f"{self.manifest.path}: train split has {len(train)} sequences of {cfg.seq_len} "
+                f"{self.manifest.path}: train split has {rows} sequences of {cfg.seq_len} "
                 f"tokens, fewer than batch_size {cfg.batch_size}; use more data or a smaller batch"
             )
-        if len(evals) == 0:
-            raise SeqlabError(f"{self.manifest.path}: eval split is shorter than one sequence")
-        self.train = SequenceBatches(train, cfg.batch_size, seed)
-        self.eval = SequenceBatches(evals, cfg.batch_size, seed)
+        self.train = StoreBatches(train, cfg.seq_len, cfg.batch_size, seed)
+        self.eval = StoreBatches(evals, cfg.seq_len, cfg.batch_size, seed)
         self.tokens_per_batch = cfg.batch_size * cfg.seq_len
 
     def train_batch(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:

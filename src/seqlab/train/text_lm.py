@@ -65,11 +65,9 @@ class TextLMTask:
 
     def _host_batch(self, split: str, offsets: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         data = read_bin(self.paths[split])  # opened anew per batch, as nanoGPT
-        x = torch.from_numpy(np.stack([data[i : i + self.T] for i in offsets]).astype(np.int64))
-        y = torch.from_numpy(
-            np.stack([data[i + 1 : i + 1 + self.T] for i in offsets]).astype(np.int64)
-        )
-        return x, y
+        rows = data[offsets[:, None] + np.arange(self.T + 1)]  # one gather, no loop over rows
+        xy = torch.from_numpy(rows.astype(np.int64))
+        return xy[:, :-1], xy[:, 1:]
 
     def offsets(self, split: str, seed: int, index: int) -> np.ndarray:
         """The `batch_size` random start positions of micro-batch `index`: f(seed, index)."""

@@ -240,6 +240,9 @@ def test_ledger_shows_changes_and_results(lstm_trials: list[Path], tmp_path: Pat
     assert "plateaued" in text and "unstable" in text  # the skipped update is reported
     assert "skipped updates 1" in text and "early_stop ×1" in text
     assert "plateau rate: 100% (3/3 seeds)" in text
+    # what mattered, computed from the grid (seqlab.report.factors)
+    assert "- optim.lr decides the plateau: 5e-4 plateaus on 3/3 seeds, 1e-2 on 0/3 seeds" in text
+    assert "| optim.lr | 5e-4 | 3/3 · 3/3 |" in text
 
 
 def test_plots_are_valid_deterministic_svg(lstm_trials: list[Path], tmp_path: Path) -> None:

@@ -27,6 +27,8 @@ final.json layout (``make_final``)::
     best_run, best_seed, best_model_path
     data: {dataset, manifest_sha256}; code: {seqlab, torch, python, git}   # a list if mixed
     generated_from: [trial_dir]
+    factors: {design, factors: [{key, levels, exact, confounded, rows, verdict}], verdicts}
+        # what mattered, per grid key (seqlab.report.factors); null without a grid
 
 Conventions: std is the sample std (ddof=1); with one finite value it is null, not 0.0, because
 the spread is unknown rather than zero. Means skip non-finite values (a diverged seed's NaN
@@ -48,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from seqlab.io import SeqlabError, atomic_write, read_json, write_json
+from seqlab.report.factors import factors_of_final
 
 ID_COLS = ["experiment", "run", "variant", "seed", "task"]
 #: columns that are neither metrics nor overrides (prefixes end in a dot).
@@ -375,7 +378,9 @@ def make_final(
         "code": _unique(df, "versions."),
         "generated_from": sorted(df["trial_dir"].astype(str)),
     }
-    return _jsonable(final)
+    out = _jsonable(final)
+    out["factors"] = _jsonable(factors_of_final(out, override_columns(df)))
+    return out
 
 
 def write_final(final: Mapping[str, Any], path: str | Path) -> Path:

@@ -1,7 +1,6 @@
-"""SVG plots of an experiment: loss curves with a band over seeds, and per-run metric bars.
+"""SVG plots of an experiment: loss curves with a band over seeds, and per-run seed dots.
 
-Reruns on the same inputs give byte-identical files (fixed ``svg.hashsalt``, no Date metadata,
-no pyplot global state), so Snakemake and git see no spurious changes.
+The style and deterministic saving are seqlab.report.style's (one place for every figure).
 """
 
 from __future__ import annotations
@@ -10,23 +9,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import matplotlib as mpl
-import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from seqlab.io import atomic_write
+from seqlab.report.style import save_svg, seed_points, styled
 from seqlab.report.summary import load_curves
-
-RC = {"svg.hashsalt": "seqlab", "svg.fonttype": "path", "font.size": 9}
-
-
-def _save(fig: Figure, out_svg: str | Path) -> Path:
-    """Atomically write the figure as deterministic SVG."""
-    with mpl.rc_context(RC):
-        return atomic_write(
-            out_svg, lambda tmp: fig.savefig(tmp, format="svg", metadata={"Date": None})
-        )
 
 
 def plot_loss_curves(
@@ -48,7 +35,7 @@ def plot_loss_curves(
         raise ValueError(f"band must be 'minmax' or 'std', not {band!r}")
     kind = "train" if metric == "loss" else "eval"
     curves = load_curves(df)
-    with mpl.rc_context(RC):
+    with styled():
         fig = Figure(figsize=(7, 4.2))
         ax = fig.add_subplot()
         part = curves[curves["kind"] == kind] if len(curves) else curves
@@ -78,48 +65,26 @@ def plot_loss_curves(
         ax.set_title(title or f"{exp}: {metric}, mean over seeds (band: {what} over seeds)")
         ax.set_xlabel("step")
         ax.set_ylabel(f"{metric} (nats)")
-        ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, loc="best")
+            ax.legend(loc="best")
         fig.tight_layout()
-    return _save(fig, out_svg)
+        return save_svg(fig, out_svg)
 
 
-def plot_metric_bars(
+def plot_seed_points(
     final: Mapping[str, Any], metric: str, out_svg: str | Path, title: str | None = None
 ) -> Path:
-    """Mean of `metric` per run (ranking order) as bars, ±1 std error bars, one dot per seed."""
+    """`metric` per run (ranking order, best first): a dot per seed, mean ± std; the axis fits
+    the seeds' values, so their spread shows (bars from zero would hide it)."""
     runs = [r["run"] for r in final.get("ranking", [])] or sorted(final["runs"])
-    stats = [final["runs"][r]["metrics"].get(metric) or {} for r in runs]
-    with mpl.rc_context(RC):
-        fig = Figure(figsize=(7, 1.2 + 0.45 * max(len(runs), 1)))
+    values = [(final["runs"][r]["metrics"].get(metric) or {}).get("values", []) for r in runs]
+    with styled():
+        fig = Figure(figsize=(7, 1.2 + 0.4 * max(len(runs), 1)))
         ax = fig.add_subplot()
-        y = np.arange(len(runs))
-        means = np.array([np.nan if s.get("mean") is None else s["mean"] for s in stats], float)
-        stds = np.array([0.0 if s.get("std") is None else s["std"] for s in stats], float)
-        ax.barh(
-            y, np.nan_to_num(means), xerr=stds, color="C0", alpha=0.5, capsize=3, label="mean ± std"
-        )
-        for i, s in enumerate(stats):
-            values = [v for v in s.get("values", []) if v is not None]
-            if values:
-                offsets = np.linspace(-0.2, 0.2, len(values)) if len(values) > 1 else [0.0]
-                ax.plot(
-                    values,
-                    i + np.asarray(offsets),
-                    "o",
-                    color="C1",
-                    ms=3,
-                    label="seeds" if i == 0 else None,
-                )
-            if np.isnan(means[i]):
-                ax.text(0, i, " no value", va="center", fontsize=7)
-        ax.set_yticks(y, runs, fontsize=7)
-        ax.invert_yaxis()
+        seed_points(ax, runs, values)
         ax.set_xlabel(metric)
         ax.set_title(title or f"{final.get('experiment', '')}: {metric} per run (best first)")
-        ax.grid(axis="x", alpha=0.3)
         if runs:
-            ax.legend(fontsize=7, loc="best", framealpha=0.8)
+            ax.legend(loc="best")
         fig.tight_layout()
-    return _save(fig, out_svg)
+        return save_svg(fig, out_svg)

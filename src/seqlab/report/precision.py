@@ -21,17 +21,16 @@ import math
 from pathlib import Path
 from typing import Any
 
-import matplotlib as mpl
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from seqlab.io import atomic_write
+from seqlab.report.style import save_svg, styled
 
 MODES = ("fp32", "amp_bf16", "bf16_pure", "amp_fp16", "fp16_naive")
 BASELINE = "fp32"
 NUMERIC = ("tokens_per_s", "ms_per_iter", "peak_mem_mb", "final_eval_loss", "mfu")
-RC = {"svg.hashsalt": "seqlab", "svg.fonttype": "path", "font.size": 9}
 
 
 def _mean(values: pd.Series) -> float:
@@ -114,6 +113,11 @@ def plot_precision(table: pd.DataFrame, out_svg: str | Path, title: str = "") ->
 
     A diverged mode is marked 'diverged' (its loss has no bar), a skipped mode 'skipped'.
     """
+    with styled():
+        return save_svg(_precision_figure(table, title), out_svg)
+
+
+def _precision_figure(table: pd.DataFrame, title: str) -> Figure:
     fig = Figure(figsize=(10, 3.2))
     axes = fig.subplots(1, 3)
     labels = [f"{p}" if s == "{}" else f"{p}\n{s}" for p, s in zip(table["precision"],
@@ -137,10 +141,7 @@ def plot_precision(table: pd.DataFrame, out_svg: str | Path, title: str = "") ->
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    with mpl.rc_context(RC):
-        return atomic_write(
-            out_svg, lambda tmp: fig.savefig(tmp, format="svg", metadata={"Date": None})
-        )
+    return fig
 
 
 def write_precision(summary_csv: str | Path, out_csv: str | Path, out_svg: str | Path) -> Path:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqlab.report import compare, html, ledger, overview, plots, summary, tables
+from seqlab.report import compare, html, ledger, overview, plots, precision, summary, tables
 
 BASELINE = 5.16  # unigram entropy of the synthetic corpus, nats
 BASE_TRAIN = {
@@ -397,3 +397,21 @@ def test_tables_shorten_hashes_and_wrap_ids() -> None:
     assert "a~1__<wbr>b~2" in page and '<td class="num">1,234,567</td>' in page
     assert "<h3>Run</h3>" in html.md_to_html("# Run\n\n| a |\n| --- |\n| `x` |\n")
     assert "<code>x</code>" in html.md_to_html("| a |\n| --- |\n| `x` |\n")
+
+
+def test_one_precision_table_for_every_printer() -> None:
+    """benchmarks/precision.py and lm.py print what the pipeline writes: one table, one format."""
+    df = pd.DataFrame({
+        "experiment": ["e", "e"], "overrides": ['{"precision": "fp32"}', '{"precision": "x"}'],
+        "cfg.precision": ["fp32", "amp_bf16"], "stop_reason": ["max_steps", "diverged"],
+        "tokens_per_s": [100.0, 50.0], "ms_per_iter": [10.0, 20.0], "peak_mem_mb": [300.0, 150.0],
+        "peak_mem_kind": ["cpu_peak_rss"] * 2, "final_eval_loss": [2.0, float("nan")],
+    })  # fmt: skip
+    table = precision.precision_table(df)
+    text = precision.format_precision_table(table)
+    head, fp32, bf16 = text.splitlines()
+    assert head.split()[:3] == ["precision", "n_seeds", "tokens_per_s"] and "mfu" not in head
+    assert bf16.split()[:3] == ["amp_bf16", "1", "50"] and "0.5" in bf16 and "True" in bf16
+    rec = precision.table_records(table)
+    assert rec[1]["loss_delta"] is None and rec[0]["throughput_ratio"] == 1.0
+    assert json.dumps(rec, allow_nan=False)  # strict JSON: NaN became null

@@ -213,12 +213,13 @@ def write_summary_csv(df: pd.DataFrame, path: str | Path) -> Path:
     return atomic_write(path, lambda tmp: out.to_csv(tmp, index=False))
 
 
-def _jsonable(obj: Any) -> Any:
-    """numpy scalars -> Python, NaN/inf -> None, recursively (final.json stays strict JSON)."""
+def jsonable(obj: Any) -> Any:
+    """numpy scalars -> Python, NaN/inf -> None, recursively: the one NaN->null cleaning of
+    every JSON the report writes (final.json stays strict JSON)."""
     if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, np.generic):
         obj = obj.item()
     if isinstance(obj, float) and not math.isfinite(obj):
@@ -378,8 +379,8 @@ def make_final(
         "code": _unique(df, "versions."),
         "generated_from": sorted(df["trial_dir"].astype(str)),
     }
-    out = _jsonable(final)
-    out["factors"] = _jsonable(factors_of_final(out, override_columns(df)))
+    out = jsonable(final)
+    out["factors"] = jsonable(factors_of_final(out, override_columns(df)))
     return out
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from seqlab.data.phonemes import ctc_frames
 from seqlab.io import SeqlabError
 from seqlab.models import (
     build_model,
@@ -198,3 +200,20 @@ def test_model_spec_rebuilds_the_same_model(cfg: dict) -> None:
 def test_build_model_rejects_bad_config(cfg: dict, match: str) -> None:
     with pytest.raises(SeqlabError, match=match):
         build_model(cfg, V)
+
+
+# --- the CTC decoder's output frames ---------------------------------------------------------
+
+
+def test_ctc_frames_one_formula_for_data_and_model() -> None:
+    """floor((T - K) / S) + 1, 0 below K: the data check (numpy) and the model (torch) agree,
+    and the model really emits that many frames."""
+    lens = [0, 7, 8, 9, 11, 12, 13, 40]
+    want = [0, 0, 1, 1, 1, 2, 2, 9]  # K = 8, S = 4
+    assert ctc_frames(np.array(lens), 8, 4).tolist() == want
+    assert ctc_frames(torch.tensor(lens), 8, 4).tolist() == want
+    cfg = {"arch": "gru_ctc", "n_features": 3, "hidden": 4, "n_layer": 1, "kernel_len": 8}
+    model = _build({**cfg, "stride_len": 4, "smooth_kernel": 3}, vocab_size=5)
+    assert model.out_lengths(torch.tensor(lens)).tolist() == want
+    x, day = torch.zeros(1, 40, 3), torch.zeros(1, dtype=torch.long)
+    assert model(x, day, torch.tensor([40])).shape == (1, 9, 5)

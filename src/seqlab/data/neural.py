@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 import seqlab
-from seqlab.data.world import PHONEMES
+from seqlab.data.phonemes import PHONEMES, ctc_frames
 from seqlab.io import SeqlabError, atomic_write, read_json, write_json
 
 N_CLASSES = len(PHONEMES) + 1  # 39 ARPAbet + SIL, + the CTC blank (id 0)
@@ -238,11 +238,6 @@ class NeuralCheckParams:
     kernel_len: int = 32  # the model's unfold window (bins)
     stride_len: int = 4  # the model's unfold stride (bins)
     max_listed: int = 5  # failing trials named per check
-
-
-def ctc_frames(frame_lens: np.ndarray, kernel_len: int, stride_len: int) -> np.ndarray:
-    """Output frames after unfolding: floor((T - K) / S) + 1 (0 when T < K)."""
-    return np.where(frame_lens >= kernel_len, (frame_lens - kernel_len) // stride_len + 1, 0)
 
 
 def ctc_min_frames(sp: NeuralSplit) -> np.ndarray:

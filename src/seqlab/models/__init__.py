@@ -1,8 +1,12 @@
 """Model zoo: one file per architecture, built from a config dict by `build_model`.
 
-Every model maps idx LongTensor[B, T] -> logits[B, T, V] (the loss belongs to the training
-loop) and carries `.config`, a dataclass that `model_spec` turns back into a dict that
-`build_model` accepts, so a checkpoint can rebuild its model.
+The language models (`lstm`, `gpt2`) map token ids LongTensor[B, T] -> logits[B, T, V]; their
+loss is the training task's (`seqlab.train.tasks.lm_loss`). The CTC decoder (`gru_ctc`) maps
+features (B, T, C), day ids (B,) and frame counts (B,) -> logits (B, T', classes) over fewer,
+unfolded frames; its CTC loss and the decoding of a split sit beside it in its file, because
+training (best checkpoint by PER) and evaluation share them. Every model carries `.config`, a
+dataclass that `model_spec` turns back into a dict that `build_model` accepts, so a checkpoint
+can rebuild its model.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ __all__ = [
     "ARCHS",
     "GPT",
     "GPTConfig",
+    "GRUCTC",
+    "GRUCTCConfig",
     "LSTMConfig",
     "LSTMLM",
     "build_model",

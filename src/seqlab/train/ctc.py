@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from seqlab.data.neural import NeuralSplit, load_split, pad_batch
-from seqlab.eval.per import decode_split, forward, to_device
 from seqlab.io import SeqlabError
+from seqlab.models.gru_ctc import decode_split, forward, to_device
 from seqlab.train.config import TrainConfig
 from seqlab.train.tasks import file_sha256
 

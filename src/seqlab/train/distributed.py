@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from seqlab.train.load import pick_device
+
 
 @dataclass
 class Dist:
@@ -73,9 +75,7 @@ def setup(device_name: str) -> tuple[Dist, torch.device]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     cuda = torch.cuda.is_available() and device_name in ("auto", "cuda")
     if world <= 1:
-        if device_name == "auto":
-            return Dist(), torch.device("cuda" if cuda else "cpu")
-        return Dist(), torch.device(device_name)
+        return Dist(), pick_device(device_name)
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if cuda else "gloo")

@@ -125,8 +125,12 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
     if kind in SHOWN:
         out = table[[c for c in SHOWN[kind] if c in table]].copy()
         runs = [c for c in table if c.startswith("run_")]
-        if runs:  # one "run" column: the other settings the pair shares
-            out.insert(1, "pair", table[runs[0]].astype(str) + " ↔ " + table[runs[1]].astype(str))
+        if runs:  # the settings both sides share: side a's run id without its optimizer
+            a = runs[0][4:]
+            shared = table[runs[0]].astype(str).str.replace(f"optim.name~{a}", "", regex=False)
+            out.insert(1, "shared settings", shared.str.strip("_").replace("", "base"))
+        if out["experiment"].nunique() == 1:
+            out = out.drop(columns="experiment")
     else:
         out = table.drop(columns=[c for c in table if c.endswith((" mean", " std"))])
         for m in [c[:-5] for c in table if c.endswith(" mean")]:

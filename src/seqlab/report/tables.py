@@ -24,7 +24,7 @@ p.lead{color:#555;margin:.2em 0 .8em} nav a{margin-right:1em}
 .tbl{max-width:100%;overflow-x:auto}
 table{border-collapse:collapse;margin:.3em 0 .8em;font-size:.84em}
 th,td{border:1px solid #ddd;padding:.15em .45em;text-align:left;vertical-align:top;
-overflow-wrap:anywhere}
+overflow-wrap:break-word} td code{overflow-wrap:anywhere}
 th{background:#f2f2f2;font-weight:600} td.num{text-align:right;white-space:nowrap}
 code{font-family:ui-monospace,monospace,monospace;font-size:.92em;background:#f3f3f3;
 padding:0 .2em;overflow-wrap:anywhere}

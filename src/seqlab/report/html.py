@@ -34,7 +34,8 @@ CAPTIONS = {
     "eval.svg": "The metric that picks each trial's best checkpoint (eval loss, or PER for CTC) "
     "on the held-out split over training; mean over seeds, band min–max.",
     "best.svg": "Best value of that metric per run, best run on top: one dot per seed, the "
-    "black tick the mean ± 1 std. The axis spans the seeds' values, so their spread shows.",
+    "black tick the mean ± 1 std. The axis spans the seeds' values, not zero; when runs lie "
+    "far apart, the right panel shows each seed's distance from its run's mean.",
     "swuggy.svg": "sWUGGY lexical accuracy per run (a dot per seed) against chance and the "
     "set's controls; a model is credible only to the right of both. Right: over training.",
     "precision.svg": "Each precision mode relative to fp32 on the same settings: throughput, "

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -75,16 +76,31 @@ def plot_seed_points(
     final: Mapping[str, Any], metric: str, out_svg: str | Path, title: str | None = None
 ) -> Path:
     """`metric` per run (ranking order, best first): a dot per seed, mean ± std; the axis fits
-    the seeds' values, so their spread shows (bars from zero would hide it)."""
+    the seeds' values, so their spread shows (bars from zero would hide it).
+
+    When the runs lie far apart (a plateaued run next to a converged one), a common axis would
+    squash each run's seeds into one dot, so a right panel shows each seed's distance from
+    its run's mean on a shared fine scale.
+    """
     runs = [r["run"] for r in final.get("ranking", [])] or sorted(final["runs"])
     values = [(final["runs"][r]["metrics"].get(metric) or {}).get("values", []) for r in runs]
+    finite = [np.asarray([v for v in vs if v is not None and np.isfinite(v)]) for vs in values]
+    means = [x.mean() for x in finite if len(x)]
+    spread = max((np.ptp(x) for x in finite if len(x) > 1), default=0.0)
+    zoom = len(means) > 1 and spread > 0 and np.ptp(means) > 5 * spread
     with styled():
-        fig = Figure(figsize=(7, 1.2 + 0.4 * max(len(runs), 1)))
-        ax = fig.add_subplot()
-        seed_points(ax, runs, values)
-        ax.set_xlabel(metric)
-        ax.set_title(title or f"{final.get('experiment', '')}: {metric} per run (best first)")
+        fig = Figure(figsize=(9 if zoom else 7, 1.2 + 0.4 * max(len(runs), 1)))
+        axes = fig.subplots(1, 2 if zoom else 1, sharey=True, squeeze=False,
+                            width_ratios=[3, 2] if zoom else [1])[0]  # fmt: skip
+        seed_points(axes[0], runs, values)
+        axes[0].set_xlabel(metric)
+        if zoom:
+            centred = [(x - x.mean()).tolist() for x in finite]
+            seed_points(axes[1], runs, centred, label=None, mean_label=False)
+            axes[1].axvline(0.0, color="0.5", lw=0.8)
+            axes[1].set_xlabel("seed − its run's mean")
+        fig.suptitle(title or f"{final.get('experiment', '')}: {metric} per run (best first)")
         if runs:
-            ax.legend(loc="best")
+            axes[0].legend(loc="best")
         fig.tight_layout()
         return save_svg(fig, out_svg)

@@ -324,7 +324,7 @@ def test_report_is_self_contained(lstm_trials: list[Path], tmp_path: Path) -> No
         exp_dir = res / name
         df = summary.load_trials(trials or final["generated_from"])
         svgs = [
-            plots.plot_loss_curves(df, exp_dir / "plots" / "loss.svg", baseline=BASELINE),
+            plots.plot_loss_curves(df, exp_dir / "plots" / "train_loss.svg", baseline=BASELINE),
             plots.plot_seed_points(final, "best_eval_loss", exp_dir / "plots" / "best.svg"),
         ]
         summary.write_final(final, exp_dir / "final.json")
@@ -362,6 +362,11 @@ def test_report_is_self_contained(lstm_trials: list[Path], tmp_path: Path) -> No
     ids = re.findall(r'\bid="([^"]+)"', page)
     assert len(ids) == len(set(ids)), "inlined SVG ids must not collide"
     assert "optim.lr: 0.01 → 0.0005" in page
+    # human captions (with a link to the file), the answers before the details
+    assert "<figcaption>Training loss of each run over steps" in page
+    assert "<figcaption>train" not in page and 'href="lstm/plots/train_loss.svg"' in page
+    assert page.index('id="overview"') < page.index('id="exp-lstm"')
+    assert "optim.lr decides the plateau: 5e-4 plateaus on 3/3 seeds" in page
     # trial outputs are linked relative to the page
     assert 'href="../lstm/runs/optim.lr~0.01/seed0/metrics.json"' in page
     html.build_report(experiments, [csv], res / "report2.html")

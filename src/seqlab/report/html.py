@@ -149,7 +149,8 @@ def _experiment(name: str, spec: Mapping[str, Any], out_dir: Path) -> str:
     for j, svg in enumerate(spec.get("plots", [])):
         caption = CAPTIONS.get(Path(svg).name, Path(svg).stem.replace("_", " "))
         parts.append(f"<figure>{inline_svg(svg, f'{sid}-p{j}')}"
-                     f"<figcaption>{escape(caption)}</figcaption></figure>")  # fmt: skip
+                     f"<figcaption>{escape(caption)} ({_links([svg], out_dir)})</figcaption>"
+                     "</figure>")  # fmt: skip
     parts.append("</div></div>")
     parts.append(f'<div id="{sid}-plateau"><h3>Plateau, seed by seed</h3>'
                  f"{plateau_table(final, f'{sid}-plateau-table')}</div>")  # fmt: skip

@@ -254,11 +254,16 @@ def _ci_text(d: Mapping[str, Any]) -> str:
 def verdict(f: Mapping[str, Any]) -> dict[str, Any]:
     """One computed sentence per factor, with its kind (for tests and styling)."""
     name, rows = f["key"], f["rows"]
-    if f["confounded"] and not f["exact"] or len(f["keys"]) > 1:
-        with_ = ", ".join(f["confounded_with"])
+    if len(f["keys"]) > 1:
+        first, rest = f["keys"][0], ", ".join(f["keys"][1:])
         return {"key": name, "kind": "confounded",
-                "text": f"{name} cannot be judged: it always changes together with {with_} "
-                        "in this design (confounded); vary it alone to tell."}  # fmt: skip
+                "text": f"{first} cannot be judged apart from {rest}: they always change "
+                        "together in this design (confounded); vary one alone to tell"}  # fmt: skip
+    if f["confounded"]:
+        with_ = ", ".join(f["confounded_with"])
+        text = (f"{name} cannot be judged: no setting of the other keys occurs with each of "
+                f"its values, and {with_} changes with it (confounded)")  # fmt: skip
+        return {"key": name, "kind": "confounded", "text": text}
     plats = [r["plateau"] for r in rows]
     n = max((p["n_seeds"] for p in plats), default=0)
     if any(p["seeds_all"] == p["n_seeds"] > 0 for p in plats) and any(

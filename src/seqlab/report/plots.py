@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from seqlab.report.logs import load_curves
 from seqlab.report.style import save_svg, seed_points, styled
-from seqlab.report.summary import load_curves
 
 
 def plot_loss_curves(

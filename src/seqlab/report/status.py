@@ -37,6 +37,7 @@ import yaml
 
 from seqlab.grid import expand_runs
 from seqlab.io import SeqlabError
+from seqlab.report.logs import read_records
 
 #: the last line of a traceback (``ValueError: ...``, ``torch.OutOfMemoryError: ...``) or the
 #: one-line ``error: ...`` that seqlab.cli prints for a refused input
@@ -62,18 +63,6 @@ class Trial:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _records(path: Path) -> list[dict[str, Any]]:
-    """log.jsonl's records; a torn last line (being written) is skipped."""
-    out = []
-    if path.exists():
-        for line in path.read_text(errors="replace").splitlines():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return out
-
-
 def last_error(train_log: Path) -> str | None:
     """The error line that ends a failed trial's log, or None when the log ends otherwise."""
     if not train_log.exists():
@@ -90,7 +79,7 @@ def _progress(trial: Trial, cfg: Mapping[str, Any]) -> None:
     """Step, loss, tokens/s and ETA of a running trial from log.jsonl (or train.log)."""
     train = cfg.get("train") or {}
     trial.max_steps = train.get("max_steps")
-    recs = [r for r in _records(trial.dir / "log.jsonl") if r.get("kind") == "train"]
+    recs = [r for r in read_records(trial.dir / "log.jsonl") if r.get("kind") == "train"]
     if recs:
         last = recs[-1]
         trial.step, trial.loss, trial.tok_s = last.get("step"), last.get("loss"), last.get("tok_s")

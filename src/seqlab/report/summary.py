@@ -51,6 +51,7 @@ import pandas as pd
 
 from seqlab.io import SeqlabError, atomic_write, read_json, write_json
 from seqlab.report.factors import factors_of_final
+from seqlab.report.logs import read_log
 
 ID_COLS = ["experiment", "run", "variant", "seed", "task"]
 #: columns that are neither metrics nor overrides (prefixes end in a dot).
@@ -69,23 +70,6 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[name] = value
     return out
-
-
-def read_log(trial_dir: str | Path) -> pd.DataFrame:
-    """log.jsonl as a DataFrame; a missing log or a torn last line (killed job) is tolerated."""
-    path = Path(trial_dir) / "log.jsonl"
-    records = []
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    df = pd.DataFrame.from_records(records)
-    for col in ("kind", "step"):
-        if col not in df:
-            df[col] = pd.Series(dtype=object if col == "kind" else float)
-    return df
 
 
 def _log_columns(log: pd.DataFrame) -> dict[str, Any]:
@@ -166,22 +150,6 @@ def load_trials(trial_dirs: Iterable[str | Path]) -> pd.DataFrame:
     )
     ordered = fixed + rest + ["trial_dir"]
     return df[ordered].sort_values(["experiment", "run", "seed"], ignore_index=True)
-
-
-def load_curves(df: pd.DataFrame) -> pd.DataFrame:
-    """Train and eval records of every trial in `df`, long format, tagged with run and seed."""
-    parts = []
-    for _, row in df.iterrows():
-        log = read_log(row["trial_dir"])
-        log = log[log["kind"].isin(["train", "eval"])].copy()
-        for col in ("experiment", "run", "seed", "trial_dir"):
-            log[col] = row[col]
-        parts.append(log)
-    curves = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    for col in ("loss", "eval_loss"):
-        if col not in curves:
-            curves[col] = np.nan
-    return curves
 
 
 def override_columns(df: pd.DataFrame) -> list[str]:

@@ -98,8 +98,9 @@ def compare_verdict(table: pd.DataFrame) -> str:
 
 
 def _num(x: float, digits: int) -> str:
-    """Large values with thousands separators (12,738), the rest to `digits` significant."""
-    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.{digits}g}"
+    """Values with `digits` or more integer digits as integers with separators (12,738, 240),
+    the rest to `digits` significant digits (no exponent notation at the report's scales)."""
+    return f"{x:,.0f}" if abs(x) >= 10 ** (digits - 1) else f"{x:.{digits}g}"
 
 
 def _pm(mean: Any, std: Any) -> str:

@@ -164,3 +164,20 @@ def test_status_during_a_real_snakemake_run(tmp_path: Path) -> None:
     assert after.returncode == 0, after.stdout
     assert "s: 4 trials — 4 done" in after.stdout
     assert after.stdout.count("max_steps; best eval_loss") == 4 and "150/150" in after.stdout
+
+
+def test_watch_refreshes_until_every_trial_has_ended(tmp_path: Path) -> None:
+    """--watch keeps refreshing while a trial is pending and returns once all have ended."""
+    write_config(tmp_path)
+    plant(tmp_path)
+    metrics = (trial_dir(tmp_path, "0.01", 0) / "metrics.json").read_text()
+    watch = subprocess.Popen([*STATUS, "--config", str(tmp_path / "config.yaml"), "--results",
+                              str(tmp_path / "results"), "--watch", "--interval", "0.2"],
+                             stdout=subprocess.PIPE, text=True, env=ENV)  # fmt: skip
+    time.sleep(2.0)
+    assert watch.poll() is None  # a trial is running and one pending: still watching
+    for lr, seed in (("0.01", 1), ("0.003", 1)):
+        (trial_dir(tmp_path, lr, seed) / "metrics.json").write_text(metrics)
+    out, _ = watch.communicate(timeout=60)
+    assert watch.returncode == 1  # the failed trial
+    assert "3 done, 1 failed" in out

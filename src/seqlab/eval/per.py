@@ -28,6 +28,7 @@ from seqlab.io import write_json
 from seqlab.metrics import corpus_per
 from seqlab.models.gru_ctc import decode_split
 from seqlab.train.load import load_model
+from seqlab.train.logbook import add_scalars
 
 
 def baselines(train: NeuralSplit, evals: NeuralSplit) -> dict[str, Any]:
@@ -74,4 +75,5 @@ def write_per(model_path: str | Path, out: str | Path, split: str = "test") -> d
         "curve": per_curve(model_path.parent / "log.jsonl"),
     }
     write_json(out, per)
+    add_scalars(model_path.parent, int(ck.get("step") or 0), {f"{split}/per": float(res["per"])})
     return per

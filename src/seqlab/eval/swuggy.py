@@ -25,6 +25,7 @@ from seqlab.io import SeqlabError, read_json, write_json
 from seqlab.metrics import evaluate_split
 from seqlab.train.checkpoint import load_checkpoint
 from seqlab.train.load import load_model, pick_device
+from seqlab.train.logbook import add_scalars
 
 
 @torch.no_grad()
@@ -163,4 +164,17 @@ def evaluate_trial(
         submission=str(sub_dir / "lexical" / f"{split}.txt"),
     )
     write_json(out_json, out)
+    curve = [(out["step"], out)] + [
+        (c["step"], c) for c in out["checkpoints"].values() if "step" in c
+    ]
+    for step, res in curve:  # sWUGGY beside the training curves in TensorBoard
+        add_scalars(
+            trial_dir,
+            int(step or 0),
+            {
+                f"swuggy/{k}": float(res[k])
+                for k in ("lexical_all", "lexical_invocab")
+                if isinstance(res.get(k), (int, float))
+            },
+        )
     return out

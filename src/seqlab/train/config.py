@@ -23,7 +23,7 @@ class GuardConfig:
     spike_factor: float = 0.0  # loss > factor x recent mean -> roll back (0 = off; e.g. 2.0)
     spike_window: int = 20  # steps in the recent-loss mean used by spike detection
     lr_cut: float = 0.8  # multiply the LR by this on each cut
-    min_lr: float = 0.0  # never cut below this LR
+    lr_floor: float = 0.0  # never cut below this LR (nor lift the schedule above its own LR)
     max_cuts: int = 5  # at most this many cuts per trial
     max_rollbacks: int = 3  # at most this many roll-backs per trial, then spikes are only logged
 

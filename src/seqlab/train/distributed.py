@@ -44,13 +44,13 @@ class Dist:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t.item())
 
-    def mean(self, value: float) -> float:
-        """The mean of a per-rank scalar over ranks (the global micro-batch loss)."""
+    def mean_tensor(self, t: torch.Tensor) -> torch.Tensor:
+        """The mean over ranks of a scalar tensor, reduced where it lives (no host sync)."""
         if not self.enabled:
-            return value
-        t = torch.tensor([value], dtype=torch.float64, device=_collective_device())
+            return t
+        t = t.clone()
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
-        return t.item() / self.world
+        return t / self.world
 
     def gather_rng(self) -> list[torch.Tensor]:
         """Every rank's CPU RNG state (dropout draws differ per rank), for the checkpoint."""

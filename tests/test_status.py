@@ -19,13 +19,13 @@ STATUS = [PYTHON, "-m", "seqlab.commands", "status"]
 ENV = {**os.environ, "COLUMNS": "200"}
 
 
-def write_config(work: Path, max_steps: int = 6) -> Path:
+def write_config(work: Path, max_steps: int = 6, seeds: list[int] | None = None) -> Path:
     cfg = {
         "datasets": {"tiny": TINY_DATASET},
         "experiments": {
             "s": {
                 "dataset": "tiny",
-                "seeds": [0, 1],
+                "seeds": seeds or [0, 1],
                 "grid": {"optim.lr": [0.01, 0.003]},
                 "train": {**TINY_TRAIN, "max_steps": max_steps},
                 "plateau": {"milestone": 3},
@@ -127,8 +127,8 @@ def test_console_script_is_declared() -> None:
 
 @pytest.mark.slow
 def test_status_during_a_real_snakemake_run(tmp_path: Path) -> None:
-    """Running while snakemake trains (train.log open, no metrics.json yet), done after."""
-    write_config(tmp_path, max_steps=150)
+    """Running with its step while snakemake trains (log.jsonl appended live), done after."""
+    write_config(tmp_path, max_steps=400, seeds=[0])
     cmd = [
         PYTHON,
         "-m",
@@ -144,26 +144,29 @@ def test_status_during_a_real_snakemake_run(tmp_path: Path) -> None:
         "results/s/final.json",
     ]
     snake = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    seen = None
+    cfg = load_config(tmp_path / "config.yaml")
+    running, stepping = [], []
     try:
-        deadline = time.time() + 300
-        while time.time() < deadline and snake.poll() is None:
-            proc = status(tmp_path, "s")
-            if " running " in proc.stdout:
-                seen = proc
-                break
-            time.sleep(0.3)
+        deadline = time.time() + 600
+        while time.time() < deadline and snake.poll() is None and not stepping:
+            trials = study_status(cfg, ["s"], tmp_path / "results")["s"]
+            running += [t for t in trials if t.state == "running"]
+            stepping += [t for t in running if t.step is not None]
+            time.sleep(0.1)
+        if stepping:  # the table a person sees at that moment
+            seen = status(tmp_path, "s")
     finally:
-        out, _ = snake.communicate(timeout=600)
+        out, _ = snake.communicate(timeout=900)
     assert snake.returncode == 0, out[-3000:]
-    assert seen is not None, "no trial was ever seen running"
-    assert seen.returncode == 0 and "failed" not in seen.stdout
-    # with the live log.jsonl (appended while a trial runs) the step shows as N/150; before
-    # it lands, log.jsonl appears only at the end and the row shows the state alone
+    assert running, "no trial was ever seen running"
+    assert stepping, "a running trial never showed its step (is log.jsonl appended live?)"
+    t = stepping[0]  # the live log.jsonl gives the step, loss and tokens/s while it runs
+    assert t.max_steps == 400 and 0 < t.step <= 400 and t.loss > 0 and t.tok_s > 0
+    assert seen.returncode == 0 and " running " in seen.stdout and "/400" in seen.stdout
     after = status(tmp_path, "s")
     assert after.returncode == 0, after.stdout
-    assert "s: 4 trials — 4 done" in after.stdout
-    assert after.stdout.count("max_steps; best eval_loss") == 4 and "150/150" in after.stdout
+    assert "s: 2 trials — 2 done" in after.stdout
+    assert after.stdout.count("max_steps; best eval_loss") == 2 and "400/400" in after.stdout
 
 
 def test_watch_refreshes_until_every_trial_has_ended(tmp_path: Path) -> None:

@@ -6,14 +6,14 @@
 
 Each mode trains in a fresh process (the loop of seqlab.train.loop, text_lm task) on random
 token bins of the model's vocabulary (content does not matter for speed), then prints the
-trial's own metrics: tokens/s and ms/iter (medians over log intervals after the first, eval
+precision table of the pipeline (seqlab.report.precision, relative to fp32) over the trials'
+own metrics: tokens/s and ms/iter (medians over log intervals after the first, eval
 and checkpoint time excluded), peak memory (CUDA max allocated, or the process's peak RSS on
 CPU), MFU (GPU only, nanoGPT's formula against the device's dense bf16 peak) and the stop
 reason (diverged / unsupported with its reason).
 """
 
 import argparse
-import json
 import multiprocessing as mp
 import tempfile
 from pathlib import Path
@@ -23,6 +23,7 @@ import numpy as np
 from seqlab.data.prepare import prepare_dataset
 from seqlab.data.token_bins import write_bin
 from seqlab.io import write_json
+from seqlab.report.precision import format_precision_table, precision_of_trials
 from seqlab.train.loop import train
 
 MODES = ["fp32", "amp_bf16", "bf16_pure", "amp_fp16", "fp16_naive"]
@@ -58,10 +59,9 @@ def main() -> None:
     ap.add_argument("--tf32", action="store_true")
     args = ap.parse_args()
     model, vocab, batch, seq, accum = SIZES[args.size]
-    print(f"{'mode':<11} {'tok/s':>10} {'ms/iter':>9} {'peak MB':>9} {'kind':<19} {'MFU':>6}"
-          f" {'val loss':>8}  stop")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         manifest = make_bins(Path(tmp), vocab, max(2_000_000, 4 * batch * seq * accum))
+        dirs = []
         for mode in args.modes:
             cfg = {
                 "model": {"arch": "gpt2", "dropout": 0.0, "pad_vocab_multiple": 64, **model},
@@ -78,15 +78,13 @@ def main() -> None:
             trial = {"experiment": "bench", "run": mode, "seed": 0, "task": "text_lm",
                      "data": {"manifest": str(manifest)}, "train": cfg}  # fmt: skip
             out = Path(tmp) / mode
+            write_json(out / "config.json", trial)  # what the report's loader reads
             proc = mp.get_context("spawn").Process(target=_run, args=(trial, str(out)))
             proc.start()
             proc.join()
-            m = json.loads((out / "metrics.json").read_text())
-            mfu = f"{m['mfu']:.1%}" if m.get("mfu") is not None else "-"
-            stop = m["stop_reason"] + (f" ({m['skip_reason']})" if m.get("skip_reason") else "")
-            print(f"{mode:<11} {m['tokens_per_s']:>10.0f} {m['ms_per_iter']:>9.1f} "
-                  f"{m['peak_mem_mb']:>9.0f} {m['peak_mem_kind']:<19} {mfu:>6} "
-                  f"{m['final_eval_loss']:>8.4f}  {stop}")  # fmt: skip
+            dirs.append(out)
+        # the same table the pipeline writes (results/{exp}/precision.csv), as text
+        print(format_precision_table(precision_of_trials(dirs)))
 
 
 if __name__ == "__main__":

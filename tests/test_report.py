@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqlab.report import compare, html, ledger, plots, summary
+from seqlab.report import compare, html, ledger, overview, plots, precision, summary, tables
 
 BASELINE = 5.16  # unigram entropy of the synthetic corpus, nats
 BASE_TRAIN = {
@@ -227,7 +227,7 @@ def test_missing_and_nan_metrics_do_not_crash(tmp_path: Path) -> None:
     assert "n/a" not in ledger.render_ledger("lstm", final, BASE_TRAIN)
     assert "diverged" in ledger.render_ledger("lstm", final, BASE_TRAIN)
     plots.plot_loss_curves(df, tmp_path / "c.svg", metric="eval_loss", baseline=BASELINE)
-    plots.plot_metric_bars(final, "tokens_per_s", tmp_path / "b.svg")
+    plots.plot_seed_points(final, "tokens_per_s", tmp_path / "b.svg")
     assert (tmp_path / "b.svg").read_text().startswith("<?xml")
 
 
@@ -240,6 +240,9 @@ def test_ledger_shows_changes_and_results(lstm_trials: list[Path], tmp_path: Pat
     assert "plateaued" in text and "unstable" in text  # the skipped update is reported
     assert "skipped updates 1" in text and "early_stop ×1" in text
     assert "plateau rate: 100% (3/3 seeds)" in text
+    # what mattered, computed from the grid (seqlab.report.factors)
+    assert "- optim.lr decides the plateau: 5e-4 plateaus on 3/3 seeds, 1e-2 on 0/3 seeds" in text
+    assert "| optim.lr | 5e-4 | 3/3 · 3/3 |" in text
 
 
 def test_plots_are_valid_deterministic_svg(lstm_trials: list[Path], tmp_path: Path) -> None:
@@ -248,7 +251,7 @@ def test_plots_are_valid_deterministic_svg(lstm_trials: list[Path], tmp_path: Pa
     made = []
     for i in range(2):
         curve = plots.plot_loss_curves(df, tmp_path / f"curves{i}.svg", baseline=BASELINE)
-        bars = plots.plot_metric_bars(final, "eval_loss@40", tmp_path / f"bars{i}.svg")
+        bars = plots.plot_seed_points(final, "eval_loss@40", tmp_path / f"bars{i}.svg")
         made.append((curve.read_bytes(), bars.read_bytes()))
     assert made[0] == made[1]
     for svg in made[0]:
@@ -321,8 +324,8 @@ def test_report_is_self_contained(lstm_trials: list[Path], tmp_path: Path) -> No
         exp_dir = res / name
         df = summary.load_trials(trials or final["generated_from"])
         svgs = [
-            plots.plot_loss_curves(df, exp_dir / "plots" / "loss.svg", baseline=BASELINE),
-            plots.plot_metric_bars(final, "best_eval_loss", exp_dir / "plots" / "best.svg"),
+            plots.plot_loss_curves(df, exp_dir / "plots" / "train_loss.svg", baseline=BASELINE),
+            plots.plot_seed_points(final, "best_eval_loss", exp_dir / "plots" / "best.svg"),
         ]
         summary.write_final(final, exp_dir / "final.json")
         experiments[name] = {
@@ -344,7 +347,10 @@ def test_report_is_self_contained(lstm_trials: list[Path], tmp_path: Path) -> No
         "compare",
         "compare-lstm_vs_gpt2",
         "exp-lstm-curves",
-        "exp-lstm-milestones",
+        "exp-lstm-runs",
+        "overview",
+        "overview-experiments",
+        "exp-lstm-factors",
         "exp-lstm-plateau",
         "exp-lstm-ledger",
         "exp-lstm-trials",
@@ -356,7 +362,61 @@ def test_report_is_self_contained(lstm_trials: list[Path], tmp_path: Path) -> No
     ids = re.findall(r'\bid="([^"]+)"', page)
     assert len(ids) == len(set(ids)), "inlined SVG ids must not collide"
     assert "optim.lr: 0.01 → 0.0005" in page
+    # human captions (with a link to the file), the answers before the details
+    assert "<figcaption>Training loss of each run over steps" in page
+    assert "<figcaption>train" not in page and 'href="lstm/plots/train_loss.svg"' in page
+    assert page.index('id="overview"') < page.index('id="exp-lstm"')
+    assert "optim.lr decides the plateau: 5e-4 plateaus on 3/3 seeds" in page
     # trial outputs are linked relative to the page
     assert 'href="../lstm/runs/optim.lr~0.01/seed0/metrics.json"' in page
     html.build_report(experiments, [csv], res / "report2.html")
     assert (res / "report2.html").read_bytes() == out.read_bytes()
+
+
+def test_comparison_verdicts_are_computed(lstm_trials: list[Path], tmp_path: Path) -> None:
+    same = compare.compare_optimizers(adam_vs_adamw(tmp_path / "a"))
+    assert overview.compare_verdict(same) == (
+        "adamw (weight_decay 0) equals adam on all 2 seeds (2 pairs with every other setting "
+        "equal): identical loss curves"
+    )
+    far = overview.compare_verdict(compare.compare_optimizers(adam_vs_adamw(tmp_path / "b", 0.3)))
+    assert far.startswith("adamw (weight_decay 0) vs adam: the same within tolerance on 0/2")
+    finals = {"lstm": lstm_final(lstm_trials), "gpt2": gpt2_final(tmp_path / "g")}
+    text = overview.compare_verdict(compare.compare_experiments(finals))
+    assert text.startswith("lowest eval_loss@40: lstm (") and "; gpt2 " in text
+    assert text.endswith("plateau rate of each best run: lstm 0%, gpt2 100%")
+    shown = overview.display_table(compare.compare_experiments(finals))
+    assert "eval_loss@40 mean" not in shown and " ± " in shown["eval_loss@40"].iloc[0]
+    prec = pd.DataFrame({"precision": ["fp32", "amp_bf16", "fp16_naive"],
+                         "throughput_ratio": [1.0, 0.49, 1.1], "loss_delta": [0.0, 4e-4, None],
+                         "diverged": [False, False, True], "skipped": [False] * 3})  # fmt: skip
+    assert overview.compare_verdict(prec) == (
+        "tokens/s vs fp32: amp_bf16 0.49×; final loss within 0.0004 nats of fp32; "
+        "diverged: fp16_naive"
+    )
+
+
+def test_tables_shorten_hashes_and_wrap_ids() -> None:
+    page = tables.html_table(["run", "sha", "n"], [["a~1__b~2", "f" * 64, 1234567]], "t")
+    assert f'title="{"f" * 64}">ffffffffff…</span>' in page
+    assert "a~1__<wbr>b~2" in page and '<td class="num">1,234,567</td>' in page
+    assert "<h3>Run</h3>" in html.md_to_html("# Run\n\n| a |\n| --- |\n| `x` |\n")
+    assert "<code>x</code>" in html.md_to_html("| a |\n| --- |\n| `x` |\n")
+
+
+def test_one_precision_table_for_every_printer() -> None:
+    """benchmarks/precision.py and lm.py print what the pipeline writes: one table, one format."""
+    df = pd.DataFrame({
+        "experiment": ["e", "e"], "overrides": ['{"precision": "fp32"}', '{"precision": "x"}'],
+        "cfg.precision": ["fp32", "amp_bf16"], "stop_reason": ["max_steps", "diverged"],
+        "tokens_per_s": [100.0, 50.0], "ms_per_iter": [10.0, 20.0], "peak_mem_mb": [300.0, 150.0],
+        "peak_mem_kind": ["cpu_peak_rss"] * 2, "final_eval_loss": [2.0, float("nan")],
+    })  # fmt: skip
+    table = precision.precision_table(df)
+    text = precision.format_precision_table(table)
+    head, fp32, bf16 = text.splitlines()
+    assert head.split()[:3] == ["precision", "n_seeds", "tokens_per_s"] and "mfu" not in head
+    assert bf16.split()[:3] == ["amp_bf16", "1", "50"] and "0.5" in bf16 and "True" in bf16
+    rec = precision.table_records(table)
+    assert rec[1]["loss_delta"] is None and rec[0]["throughput_ratio"] == 1.0
+    assert json.dumps(rec, allow_nan=False)  # strict JSON: NaN became null

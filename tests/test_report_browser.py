@@ -1,11 +1,15 @@
-"""report.html opened in headless Chromium: sections and plots render, no console errors.
+"""report.html opened in headless Chromium: sections and plots render, no console errors, the
+overview is on the first screen at 1280 px and nothing overflows sideways.
 
 The page is built from real (tiny) trials through the same calls the rules make. The
-screenshot is kept in test-artifacts/report.png for a person to look at.
+screenshots are kept in test-artifacts/report.png (first screen) and report-full.png for a
+person to look at.
 """
 
 from __future__ import annotations
 
+import html
+import json
 import re
 import shutil
 import subprocess
@@ -64,25 +68,67 @@ def chromium(*args: str, user_dir: Path) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
+#: appended to a copy of the page: measures the layout and writes it into the DOM, which
+#: --dump-dom then prints (the report itself has no scripts)
+MEASURE = """<script>
+const r = document.getElementById("overview").getBoundingClientRect();
+const w = document.documentElement.clientWidth;
+const wide = [...document.querySelectorAll("body *")]
+  .filter(e => e.getBoundingClientRect().right > w + 1 && !e.closest(".tbl"))
+  .map(e => e.tagName + "#" + e.id).slice(0, 10);
+const out = {scrollWidth: document.documentElement.scrollWidth, clientWidth: w,
+  innerHeight: window.innerHeight, overviewTop: r.top, overviewLeft: r.left,
+  overviewRight: r.right, tablesScrolling: [...document.querySelectorAll(".tbl")]
+  .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.firstChild.id), wide: wide};
+const pre = document.createElement("pre"); pre.id = "measure";
+pre.textContent = JSON.stringify(out); document.body.appendChild(pre);
+</script>"""
+
+
 def test_report_renders_in_chromium(page: Path, tmp_path: Path) -> None:
     url = page.resolve().as_uri()
     dom = chromium("--enable-logging=stderr", "--v=0", "--dump-dom", url, user_dir=tmp_path / "u1")
     assert dom.returncode == 0, dom.stderr[-2000:]
-    for section in ('id="exp-lstm"', 'id="exp-gpt2"', 'id="compare"', 'id="exp-lstm-ledger"'):
+    for section in ('id="overview"', 'id="exp-lstm"', 'id="exp-gpt2"', 'id="compare"',
+                    'id="exp-lstm-ledger"', 'id="exp-lstm-factors"'):  # fmt: skip
         assert section in dom.stdout, section
     assert dom.stdout.count("<svg") >= 6  # the loss-curve and metric plots, inlined
     console = [ln for ln in dom.stderr.splitlines() if "CONSOLE" in ln or "Uncaught" in ln]
     assert not console, console
     assert not re.search(r'(src|href)="(https?:)?//', dom.stdout)  # nothing fetched
 
+
+def test_overview_first_and_nothing_overflows_at_1280px(page: Path, tmp_path: Path) -> None:
+    """At laptop width the answers are on the first screen and the page never scrolls sideways
+    (no table scrolls inside its box either: long hashes and run ids are shortened/wrapped)."""
+    probe = page.with_name("probe.html")
+    probe.write_text(page.read_text().replace("</body>", MEASURE + "</body>"))
+    dom = chromium("--window-size=1280,800", "--dump-dom", probe.resolve().as_uri(),
+                   user_dir=tmp_path / "u1")  # fmt: skip
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    m = json.loads(html.unescape(re.search(r'<pre id="measure">(.*?)</pre>', dom.stdout)[1]))
+    assert m["scrollWidth"] <= m["clientWidth"], m  # no horizontal overflow
+    assert not m["wide"] and not m["tablesScrolling"], m
+    assert 0 <= m["overviewTop"] < 0.3 * m["innerHeight"], m  # the overview leads
+    assert m["overviewRight"] <= m["clientWidth"], m
+    text = dom.stdout
+    assert text.index('id="overview"') < text.index('id="exp-lstm"')
+    assert "optim.lr" in text[text.index('id="overview-factors"') :][:2000]
+
     shot = tmp_path / "report.png"
-    out = chromium(f"--screenshot={shot}", "--window-size=1280,2400", "--hide-scrollbars", url,
-                   user_dir=tmp_path / "u2")  # fmt: skip
+    out = chromium(f"--screenshot={shot}", "--window-size=1280,800", "--hide-scrollbars",
+                   page.resolve().as_uri(), user_dir=tmp_path / "u2")  # fmt: skip
     assert out.returncode == 0 and shot.exists(), out.stderr[-2000:]
     img = Image.open(shot).convert("L")
+    assert img.size[0] == 1280
     lo, hi = img.getextrema()
     assert hi - lo > 100  # not a blank page
-    assert len(img.getcolors(maxcolors=1 << 16) or range(1 << 16)) > 20  # text and plots drawn
+    assert len(img.getcolors(maxcolors=1 << 16) or range(1 << 16)) > 20  # text drawn
     keep = ROOT / "test-artifacts"
     keep.mkdir(exist_ok=True)
     shutil.copy(shot, keep / "report.png")
+    full = tmp_path / "full.png"
+    chromium(f"--screenshot={full}", "--window-size=1280,4000", "--hide-scrollbars",
+             page.resolve().as_uri(), user_dir=tmp_path / "u3")  # fmt: skip
+    if full.exists():
+        shutil.copy(full, keep / "report-full.png")

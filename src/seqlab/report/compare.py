@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from seqlab.io import atomic_write
-from seqlab.report.summary import load_curves
+from seqlab.report.logs import load_curves
 
 
 def fmt_mean_std(stats: Mapping[str, Any] | None, digits: int = 3) -> str:

@@ -1,7 +1,12 @@
 """results/report.html: one self-contained page (inline SVG and CSS, no scripts, no network).
 
-Sections carry stable ids (``exp-{name}``, ``exp-{name}-curves``..., ``compare``) for browser
-tests and links. No generation time is written, so the same inputs give the same bytes.
+It leads with the answers (seqlab.report.overview: experiments, best runs, what mattered, the
+comparisons with a verdict each), then one section per experiment: its runs, plots with
+captions a person can read, per-seed plateau detail, the run ledger and the trial files.
+
+Sections carry stable ids (``overview``, ``compare``, ``exp-{name}``, ``exp-{name}-curves``...)
+for browser tests and links. No generation time is written, so the same inputs give the same
+bytes. The ledger (Markdown) is rendered by markdown-it-py.
 """
 
 from __future__ import annotations
@@ -13,24 +18,29 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+from markdown_it import MarkdownIt
 
 from seqlab.io import atomic_write, read_json
 from seqlab.report.compare import fmt_mean_std
+from seqlab.report.factors import FACTOR_HEADER, factor_rows
+from seqlab.report.overview import overview
+from seqlab.report.tables import CSS, Html, breakable, html_table, short_hash, slug, verdict_list
 
-CSS = """
-body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;line-height:1.4}
-table{border-collapse:collapse;margin:.5em 0 1em;font-size:.85em}
-th,td{border:1px solid #ccc;padding:.2em .5em;text-align:left}
-th{background:#f2f2f2} code{background:#f5f5f5;padding:0 .2em}
-figure{margin:1em 0} figure svg{max-width:100%;height:auto} nav a{margin-right:1em}
-section.exp{border-top:2px solid #888;margin-top:2em}
-"""
-
-
-def slug(name: str) -> str:
-    """A stable, HTML-id-safe form of a name."""
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-") or "x"
+#: figure captions by file name: what the reader is looking at and how to read it
+CAPTIONS = {
+    "train_loss.svg": "Training loss of each run over steps: the line is the mean over seeds, "
+    "the band the seeds' min–max; the dashed line is the unigram entropy of the data, where a "
+    "model that has learnt only unit frequencies sits (the plateau).",
+    "eval.svg": "The metric that picks each trial's best checkpoint (eval loss, or PER for CTC) "
+    "on the held-out split over training; mean over seeds, band min–max.",
+    "best.svg": "Best value of that metric per run, best run on top: one dot per seed, the "
+    "black tick the mean ± 1 std. The axis spans the seeds' values, not zero; when runs lie "
+    "far apart, the right panel shows each seed's distance from its run's mean.",
+    "swuggy.svg": "sWUGGY lexical accuracy per run (a dot per seed) against chance and the "
+    "set's controls; a model is credible only to the right of both. Right: over training.",
+    "precision.svg": "Each precision mode relative to fp32 on the same settings: throughput, "
+    "peak memory and final eval loss; red = diverged, grey = skipped on this device.",
+}
 
 
 def inline_svg(path: str | Path, prefix: str) -> str:
@@ -45,104 +55,14 @@ def inline_svg(path: str | Path, prefix: str) -> str:
     return re.sub(r'(\bid="|url\(#|href="#)([^")]+)', fix, text)
 
 
-def _inline(text: str) -> str:
-    """Escape, then `code` and **bold** of the ledger's Markdown."""
-    text = escape(text)
-    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
-    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", text)
+_MD = MarkdownIt("commonmark").enable("table")
 
 
-def md_to_html(md: str) -> str:
-    """The Markdown subset the ledger uses: headings, bullets, pipe tables, paragraphs."""
-    out: list[str] = []
-    lines = md.splitlines()
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if m := re.match(r"(#{1,6}) (.*)", line):
-            level = min(len(m.group(1)) + 2, 6)
-            out.append(f"<h{level}>{_inline(m.group(2))}</h{level}>")
-        elif line.startswith("- "):
-            items = []
-            while i < len(lines) and lines[i].startswith("- "):
-                items.append(f"<li>{_inline(lines[i][2:])}</li>")
-                i += 1
-            out.append("<ul>" + "".join(items) + "</ul>")
-            continue
-        elif line.startswith("|"):
-            rows = []
-            while i < len(lines) and lines[i].startswith("|"):
-                cells = re.split(r"(?<!\\)\|", lines[i].strip()[1:-1])
-                rows.append([c.strip().replace("\\|", "|") for c in cells])
-                i += 1
-            head, body = rows[0], [r for r in rows[1:] if not all(set(c) <= {"-"} for c in r)]
-            html = "<tr>" + "".join(f"<th>{_inline(c)}</th>" for c in head) + "</tr>"
-            html += "".join(
-                "<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in body
-            )
-            out.append(f"<table>{html}</table>")
-            continue
-        elif line.strip():
-            out.append(f"<p>{_inline(line)}</p>")
-        i += 1
-    return "\n".join(out)
-
-
-def _table(df: pd.DataFrame, table_id: str) -> str:
-    if df.empty:
-        return "<p>(no rows)</p>"
-    return df.to_html(
-        index=False,
-        border=0,
-        na_rep="",
-        table_id=table_id,
-        escape=True,
-        float_format=lambda x: f"{x:.4g}",
-    )
-
-
-def milestone_table(final: Mapping[str, Any]) -> pd.DataFrame:
-    """Per run: loss at each milestone and the final/best eval loss, as 'mean ± std'."""
-    names = set().union(*(info["metrics"] for info in final["runs"].values()))
-    ms = sorted(
-        (n for n in names if "@" in n), key=lambda n: (n.split("@")[0], int(n.split("@")[1]))
-    )
-    cols = ms + [c for c in ("best_eval_loss", "final_eval_loss") if c in names]
-    rows = [
-        {
-            "run": run,
-            "seeds": info["n_seeds"],
-            **{c: fmt_mean_std(info["metrics"].get(c)) for c in cols},
-        }
-        for run, info in final["runs"].items()
-    ]
-    return pd.DataFrame.from_records(rows)
-
-
-def _seed_flag(s: Mapping[str, Any]) -> str:
-    flag = {True: "yes", False: "no", None: "?"}[s["plateau"]]
-    loss = "" if s["loss"] is None else f"{s['loss']:.3f}"
-    return f"{s['seed']}: {flag} ({loss}, {s['source']})"
-
-
-def plateau_table(final: Mapping[str, Any]) -> pd.DataFrame:
-    """Per run: plateau rate and each seed's flag with the loss it was judged on."""
-    rows = []
-    for run, info in final["runs"].items():
-        p = info["plateau"]
-        seeds = "; ".join(_seed_flag(s) for s in p["per_seed"])
-        rows.append(
-            {
-                "run": run,
-                "plateau rate": p["rate"],
-                "seeds judged": p["n_flagged"],
-                "milestone": p["milestone"],
-                "margin": p["margin"],
-                "baseline (nats)": p["baseline_nats"],
-                "per seed (loss, source)": seeds,
-            }
-        )
-    return pd.DataFrame.from_records(rows)
+def md_to_html(md: str, shift: int = 2) -> str:
+    """Markdown (the ledger) -> HTML, headings moved down `shift` levels to nest in a section."""
+    html = _MD.render(md)
+    html = re.sub(r"<(/?)h([1-6])>", lambda m: f"<{m[1]}h{min(6, int(m[2]) + shift)}>", html)
+    return html.replace("<table>", '<div class="tbl"><table>').replace("</table>", "</table></div>")
 
 
 def _links(paths: Sequence[str | Path], out_dir: Path) -> str:
@@ -153,54 +73,104 @@ def _links(paths: Sequence[str | Path], out_dir: Path) -> str:
     return " · ".join(items)
 
 
+def _facts(final: Mapping[str, Any]) -> str:
+    """Task, trials, data and code versions in one line (hashes shortened, full on hover)."""
+
+    def value(v: Any) -> str:
+        if isinstance(v, list):
+            return ", ".join(value(x) for x in v)
+        text = str(v)
+        return short_hash(text) if len(text) > 16 and text.isalnum() else escape(text)
+
+    data, code = dict(final.get("data", {})), final.get("code", {})
+    bits = [f"task {escape(str(final.get('task')))}", f"{final.get('n_trials')} trials"]
+    dataset = escape(str(data.pop("dataset", "?")))
+    bits.append(f"data {dataset} (" + ", ".join(f"{escape(k)} {value(v)}" for k, v in
+                data.items() if v is not None) + ")")  # fmt: skip
+    bits.append("code " + ", ".join(f"{escape(k)} {value(v)}" for k, v in code.items() if v))
+    return f'<p class="lead">{" · ".join(bits)}</p>'
+
+
+def runs_table(final: Mapping[str, Any], table_id: str) -> str:
+    """Per run, best first: the ranking metric, loss at each milestone, plateau, stops."""
+    rank_by = final.get("rank_by")
+    runs = final["runs"]
+    order = [r["run"] for r in final.get("ranking", [])] or sorted(runs)
+    names = set().union(*(info["metrics"] for info in runs.values()))
+    ms = sorted((n for n in names if "@" in n and n.startswith("eval")),
+                key=lambda n: int(n.split("@")[1]))  # fmt: skip
+    rows = []
+    for run in order:
+        info = runs[run]
+        p = info.get("plateau") or {}
+        flagged = sum(bool(s["plateau"]) for s in p.get("per_seed", []))
+        stops = ", ".join(f"{k} ×{v}" for k, v in (info.get("stop_reasons") or {}).items())
+        rows.append([info.get("rank"), Html(f"<code>{breakable(run)}</code>"), info["n_seeds"],
+                     fmt_mean_std(info["metrics"].get(rank_by)),
+                     *[fmt_mean_std(info["metrics"].get(m)) for m in ms],
+                     f"{flagged}/{p.get('n_flagged', 0)}" if p.get("rate") is not None else "",
+                     stops])  # fmt: skip
+    header = ["#", "run", "seeds", f"{rank_by} (mean ± std)", *ms, "plateau (seeds)", "stops"]
+    return html_table(header, rows, table_id)
+
+
+def plateau_table(final: Mapping[str, Any], table_id: str) -> str:
+    """Per run and seed: plateau or not, and the loss (and its source) it was judged on."""
+    rows = []
+    for run, info in final["runs"].items():
+        for s in info["plateau"]["per_seed"]:
+            flag = {True: "plateau", False: "learns", None: "?"}[s["plateau"]]
+            rows.append([Html(f"<code>{breakable(run)}</code>"), s["seed"], flag, s["loss"],
+                         s["step"], s["source"]])  # fmt: skip
+    return html_table(["run", "seed", "verdict", "loss", "at step", "from"], rows, table_id)
+
+
 def _experiment(name: str, spec: Mapping[str, Any], out_dir: Path) -> str:
     final = spec["final"] if isinstance(spec["final"], Mapping) else read_json(spec["final"])
     sid = f"exp-{slug(name)}"
-    parts = [f'<section class="exp" id="{sid}"><h2>{escape(name)}</h2>']
-    facts = {
-        "task": final.get("task"),
-        "trials": final.get("n_trials"),
-        "best run": final.get("best_run"),
-        "best model": final.get("best_model_path"),
-        **{f"data {k}": v for k, v in final.get("data", {}).items()},
-        **{f"code {k}": v for k, v in final.get("code", {}).items()},
-    }
-    parts.append(_table(pd.DataFrame([facts]), f"{sid}-versions"))
+    parts = [f'<section class="exp" id="{sid}"><h2>{escape(name)}</h2>', _facts(final)]
+    if final.get("best_run"):
+        model = breakable(str(final.get("best_model_path")))
+        parts.append(f"<p>Best run <code>{breakable(final['best_run'])}</code> (seed "
+                     f"{final.get('best_seed')}); its model: <code>{model}</code></p>")  # fmt: skip
+    parts.append(f'<div id="{sid}-runs"><h3>Runs, best first</h3>'
+                 f"{runs_table(final, f'{sid}-runs-table')}</div>")  # fmt: skip
+    factors = final.get("factors")
+    if factors:
+        verdicts = [(v["kind"], v["text"]) for v in factors["verdicts"]]
+        table = html_table(FACTOR_HEADER, factor_rows(factors), f"{sid}-factors-table")
+        parts.append(
+            f'<div id="{sid}-factors"><h3>What mattered</h3>{verdict_list(verdicts)}'
+            f"<p>{escape(factors.get('outcome', {}).get('loss', ''))}: marginal means over the "
+            "other grid keys, 95% intervals over seeds; plateau = seeds on which every trial "
+            f"plateaued · trials.</p>{table}</div>"
+        )
+    parts.append(f'<div id="{sid}-curves"><h3>Curves and per-seed values</h3><div class="figs">')
+    for j, svg in enumerate(spec.get("plots", [])):
+        caption = CAPTIONS.get(Path(svg).name, Path(svg).stem.replace("_", " "))
+        parts.append(f"<figure>{inline_svg(svg, f'{sid}-p{j}')}"
+                     f"<figcaption>{escape(caption)} ({_links([svg], out_dir)})</figcaption>"
+                     "</figure>")  # fmt: skip
+    parts.append("</div></div>")
+    parts.append(f'<div id="{sid}-plateau"><h3>Plateau, seed by seed</h3>'
+                 f"{plateau_table(final, f'{sid}-plateau-table')}</div>")  # fmt: skip
+    if spec.get("ledger") and Path(spec["ledger"]).exists():
+        parts.append(f'<details id="{sid}-ledger"><summary>Run ledger (what each run changed '
+                     f"and got)</summary>{md_to_html(Path(spec['ledger']).read_text())}"
+                     "</details>")  # fmt: skip
     files = [spec[k] for k in ("summary_csv", "ledger") if spec.get(k)]
     if not isinstance(spec["final"], Mapping):
         files.append(spec["final"])
-    if files:
-        parts.append(f"<p>Files: {_links(files, out_dir)}</p>")
-    parts.append(f'<div id="{sid}-curves"><h3>Curves and metrics</h3>')
-    for j, svg in enumerate(spec.get("plots", [])):
-        parts.append(
-            f"<figure>{inline_svg(svg, f'{sid}-p{j}')}"
-            f"<figcaption>{escape(Path(svg).name)}</figcaption></figure>"
-        )
-    parts.append("</div>")
-    ranking = pd.DataFrame(final.get("ranking", []), columns=["run", "mean", "std", "n"])
-    parts.append(
-        f'<div id="{sid}-ranking"><h3>Ranking by {escape(str(final.get("rank_by")))}'
-        f"</h3>{_table(ranking, f'{sid}-ranking-table')}</div>"
-    )
-    parts.append(
-        f'<div id="{sid}-milestones"><h3>Loss at milestones (mean ± std over seeds)</h3>'
-        f"{_table(milestone_table(final), f'{sid}-milestones-table')}</div>"
-    )
-    parts.append(
-        f'<div id="{sid}-plateau"><h3>Plateau rates</h3>'
-        f"{_table(plateau_table(final), f'{sid}-plateau-table')}</div>"
-    )
-    if spec.get("ledger") and Path(spec["ledger"]).exists():
-        parts.append(f'<div id="{sid}-ledger">{md_to_html(Path(spec["ledger"]).read_text())}</div>')
     trials = spec.get("trial_dirs") or final.get("generated_from", [])
     items = "".join(
-        f"<li>{escape(str(t))}: "
+        f"<li>{breakable(str(t))}: "
         f"{_links([Path(t) / f for f in ('metrics.json', 'config.json', 'log.jsonl')], out_dir)}"
         "</li>"
         for t in trials
     )
-    parts.append(f'<div id="{sid}-trials"><h3>Trial outputs</h3><ul>{items}</ul></div>')
+    parts.append(f'<details id="{sid}-trials"><summary>Files: the experiment\'s and '
+                 f"{len(trials)} trials'</summary><p>{_links(files, out_dir)}</p>"
+                 f"<ul>{items}</ul></details>")  # fmt: skip
     parts.append("</section>")
     return "\n".join(parts)
 
@@ -214,23 +184,23 @@ def build_report(
     """Write the page. `experiments[name]` holds final (dict or path), summary_csv, ledger,
     plots (SVG paths) and trial_dirs; `compare_csvs` are results/compare/*.csv."""
     out_dir = Path(out_html).parent
+    finals = {
+        n: s["final"] if isinstance(s["final"], Mapping) else read_json(s["final"])
+        for n, s in experiments.items()
+    }
+    n_trials = sum(f.get("n_trials", 0) for f in finals.values())
     nav = "".join(f'<a href="#exp-{slug(n)}">{escape(n)}</a>' for n in experiments)
-    body = [f"<h1>{escape(title)}</h1>", f'<nav>{nav}<a href="#compare">comparisons</a></nav>']
+    body = [
+        f"<h1>{escape(title)}</h1>",
+        f'<p class="lead">{len(finals)} experiments · {n_trials} trials · every number below '
+        "is recomputed from the trials' own files.</p>",
+        overview(finals, compare_csvs, out_dir),
+        f'<nav>Experiments: {nav}<a href="#compare">comparisons</a></nav>',
+    ]
     body += [_experiment(name, spec, out_dir) for name, spec in experiments.items()]
-    body.append('<section id="compare"><h2>Comparisons</h2>')
-    for csv in compare_csvs:
-        cid = f"compare-{slug(Path(csv).stem)}"
-        try:
-            table = pd.read_csv(csv)
-        except pd.errors.EmptyDataError:
-            table = pd.DataFrame()
-        body.append(
-            f'<div id="{cid}"><h3>{escape(Path(csv).stem)}</h3>'
-            f"<p>{_links([csv], out_dir)}</p>{_table(table, f'{cid}-table')}</div>"
-        )
-    body.append("</section>")
     page = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)}</title><style>{CSS}</style></head>\n<body>\n"
         + "\n".join(body)
         + "\n</body></html>\n"

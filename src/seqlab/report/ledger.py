@@ -15,6 +15,7 @@ from typing import Any
 
 from seqlab.io import atomic_write
 from seqlab.report.compare import fmt_mean_std
+from seqlab.report.factors import FACTOR_HEADER, factor_rows
 from seqlab.report.summary import flatten
 
 _MISSING = object()
@@ -153,6 +154,15 @@ def render_ledger(exp: str, final: Mapping[str, Any], base_train_cfg: Mapping[st
         )
     header = ["#", "run", "changes from base", f"{rank_by} (mean ± std)", "plateau", "status"]
     lines += [md_table(header, rows), ""]
+    factors = final.get("factors")
+    if factors:
+        lines += ["## What mattered", ""]
+        lines += [f"- {v['text']}" for v in factors["verdicts"]] + [""]
+        outcome = factors.get("outcome", {})
+        lines += [f"Per grid key and value: the plateau (seeds on which every trial plateaued · "
+                  f"trials) and the {outcome.get('loss', 'milestone loss')}, marginal means "
+                  "over the other keys with 95% intervals over seeds.", ""]  # fmt: skip
+        lines += [md_table(FACTOR_HEADER, factor_rows(factors)), ""]
     if final.get("best_run"):
         lines += [f"Best run: `{final['best_run']}`, model `{final['best_model_path']}`.", ""]
     for i, run in enumerate(order, start=1):

@@ -1,7 +1,6 @@
-"""SVG plots of an experiment: loss curves with a band over seeds, and per-run metric bars.
+"""SVG plots of an experiment: loss curves with a band over seeds, and per-run seed dots.
 
-Reruns on the same inputs give byte-identical files (fixed ``svg.hashsalt``, no Date metadata,
-no pyplot global state), so Snakemake and git see no spurious changes.
+The style and deterministic saving are seqlab.report.style's (one place for every figure).
 """
 
 from __future__ import annotations
@@ -10,23 +9,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import matplotlib as mpl
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from seqlab.io import atomic_write
-from seqlab.report.summary import load_curves
-
-RC = {"svg.hashsalt": "seqlab", "svg.fonttype": "path", "font.size": 9}
-
-
-def _save(fig: Figure, out_svg: str | Path) -> Path:
-    """Atomically write the figure as deterministic SVG."""
-    with mpl.rc_context(RC):
-        return atomic_write(
-            out_svg, lambda tmp: fig.savefig(tmp, format="svg", metadata={"Date": None})
-        )
+from seqlab.report.logs import load_curves
+from seqlab.report.style import save_svg, seed_points, styled
 
 
 def plot_loss_curves(
@@ -48,7 +36,7 @@ def plot_loss_curves(
         raise ValueError(f"band must be 'minmax' or 'std', not {band!r}")
     kind = "train" if metric == "loss" else "eval"
     curves = load_curves(df)
-    with mpl.rc_context(RC):
+    with styled():
         fig = Figure(figsize=(7, 4.2))
         ax = fig.add_subplot()
         part = curves[curves["kind"] == kind] if len(curves) else curves
@@ -78,48 +66,41 @@ def plot_loss_curves(
         ax.set_title(title or f"{exp}: {metric}, mean over seeds (band: {what} over seeds)")
         ax.set_xlabel("step")
         ax.set_ylabel(f"{metric} (nats)")
-        ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, loc="best")
+            ax.legend(loc="best")
         fig.tight_layout()
-    return _save(fig, out_svg)
+        return save_svg(fig, out_svg)
 
 
-def plot_metric_bars(
+def plot_seed_points(
     final: Mapping[str, Any], metric: str, out_svg: str | Path, title: str | None = None
 ) -> Path:
-    """Mean of `metric` per run (ranking order) as bars, ±1 std error bars, one dot per seed."""
+    """`metric` per run (ranking order, best first): a dot per seed, mean ± std; the axis fits
+    the seeds' values, so their spread shows (bars from zero would hide it).
+
+    When the runs lie far apart (a plateaued run next to a converged one), a common axis would
+    squash each run's seeds into one dot, so a right panel shows each seed's distance from
+    its run's mean on a shared fine scale.
+    """
     runs = [r["run"] for r in final.get("ranking", [])] or sorted(final["runs"])
-    stats = [final["runs"][r]["metrics"].get(metric) or {} for r in runs]
-    with mpl.rc_context(RC):
-        fig = Figure(figsize=(7, 1.2 + 0.45 * max(len(runs), 1)))
-        ax = fig.add_subplot()
-        y = np.arange(len(runs))
-        means = np.array([np.nan if s.get("mean") is None else s["mean"] for s in stats], float)
-        stds = np.array([0.0 if s.get("std") is None else s["std"] for s in stats], float)
-        ax.barh(
-            y, np.nan_to_num(means), xerr=stds, color="C0", alpha=0.5, capsize=3, label="mean ± std"
-        )
-        for i, s in enumerate(stats):
-            values = [v for v in s.get("values", []) if v is not None]
-            if values:
-                offsets = np.linspace(-0.2, 0.2, len(values)) if len(values) > 1 else [0.0]
-                ax.plot(
-                    values,
-                    i + np.asarray(offsets),
-                    "o",
-                    color="C1",
-                    ms=3,
-                    label="seeds" if i == 0 else None,
-                )
-            if np.isnan(means[i]):
-                ax.text(0, i, " no value", va="center", fontsize=7)
-        ax.set_yticks(y, runs, fontsize=7)
-        ax.invert_yaxis()
-        ax.set_xlabel(metric)
-        ax.set_title(title or f"{final.get('experiment', '')}: {metric} per run (best first)")
-        ax.grid(axis="x", alpha=0.3)
+    values = [(final["runs"][r]["metrics"].get(metric) or {}).get("values", []) for r in runs]
+    finite = [np.asarray([v for v in vs if v is not None and np.isfinite(v)]) for vs in values]
+    means = [x.mean() for x in finite if len(x)]
+    spread = max((np.ptp(x) for x in finite if len(x) > 1), default=0.0)
+    zoom = len(means) > 1 and spread > 0 and np.ptp(means) > 5 * spread
+    with styled():
+        fig = Figure(figsize=(9 if zoom else 7, 1.2 + 0.4 * max(len(runs), 1)))
+        axes = fig.subplots(1, 2 if zoom else 1, sharey=True, squeeze=False,
+                            width_ratios=[3, 2] if zoom else [1])[0]  # fmt: skip
+        seed_points(axes[0], runs, values)
+        axes[0].set_xlabel(metric)
+        if zoom:
+            centred = [(x - x.mean()).tolist() for x in finite]
+            seed_points(axes[1], runs, centred, label=None, mean_label=False)
+            axes[1].axvline(0.0, color="0.5", lw=0.8)
+            axes[1].set_xlabel("seed − its run's mean")
+        fig.suptitle(title or f"{final.get('experiment', '')}: {metric} per run (best first)")
         if runs:
-            ax.legend(fontsize=7, loc="best", framealpha=0.8)
+            axes[0].legend(loc="best")
         fig.tight_layout()
-    return _save(fig, out_svg)
+        return save_svg(fig, out_svg)

@@ -18,20 +18,21 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib as mpl
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from seqlab.io import atomic_write
+from seqlab.report.style import save_svg, styled
+from seqlab.report.summary import jsonable, load_trials
 
 MODES = ("fp32", "amp_bf16", "bf16_pure", "amp_fp16", "fp16_naive")
 BASELINE = "fp32"
 NUMERIC = ("tokens_per_s", "ms_per_iter", "peak_mem_mb", "final_eval_loss", "mfu")
-RC = {"svg.hashsalt": "seqlab", "svg.fonttype": "path", "font.size": 9}
 
 
 def _mean(values: pd.Series) -> float:
@@ -101,12 +102,22 @@ def precision_table(df: pd.DataFrame) -> pd.DataFrame:
 
 def table_records(table: pd.DataFrame) -> list[dict[str, Any]]:
     """JSON-ready rows (NaN -> None) for final.json's `precision` entry."""
-    out = []
-    for rec in table.to_dict(orient="records"):
-        out.append({k: (None if isinstance(v, float) and not math.isfinite(v) else
-                        v.item() if isinstance(v, np.generic) else v)
-                    for k, v in rec.items()})  # fmt: skip
-    return out
+    return jsonable(table.to_dict(orient="records"))
+
+
+#: the columns printed for a person (lm.py, benchmarks/precision.py): the CSV keeps them all
+TEXT_COLUMNS = ("precision", "n_seeds", "tokens_per_s", "ms_per_iter", "peak_mem_mb",
+                "peak_mem_kind", "mfu", "final_eval_loss", "throughput_ratio", "memory_ratio",
+                "loss_delta", "diverged", "skipped", "skip_reason")  # fmt: skip
+
+
+def format_precision_table(table: pd.DataFrame) -> str:
+    """The precision table as aligned text: the one rendering every command line prints."""
+    if table.empty:
+        return "no trials"
+    cols = [c for c in TEXT_COLUMNS if c in table and table[c].notna().any()]
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        return table[cols].to_string(index=False, na_rep="-", float_format=lambda x: f"{x:.4g}")
 
 
 def plot_precision(table: pd.DataFrame, out_svg: str | Path, title: str = "") -> Path:
@@ -114,6 +125,11 @@ def plot_precision(table: pd.DataFrame, out_svg: str | Path, title: str = "") ->
 
     A diverged mode is marked 'diverged' (its loss has no bar), a skipped mode 'skipped'.
     """
+    with styled():
+        return save_svg(_precision_figure(table, title), out_svg)
+
+
+def _precision_figure(table: pd.DataFrame, title: str) -> Figure:
     fig = Figure(figsize=(10, 3.2))
     axes = fig.subplots(1, 3)
     labels = [f"{p}" if s == "{}" else f"{p}\n{s}" for p, s in zip(table["precision"],
@@ -137,10 +153,12 @@ def plot_precision(table: pd.DataFrame, out_svg: str | Path, title: str = "") ->
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    with mpl.rc_context(RC):
-        return atomic_write(
-            out_svg, lambda tmp: fig.savefig(tmp, format="svg", metadata={"Date": None})
-        )
+    return fig
+
+
+def precision_of_trials(trial_dirs: Sequence[str | Path]) -> pd.DataFrame:
+    """The precision table straight from trial directories (for command lines without rules)."""
+    return precision_table(load_trials(trial_dirs))
 
 
 def write_precision(summary_csv: str | Path, out_csv: str | Path, out_svg: str | Path) -> Path:

@@ -16,7 +16,7 @@ from seqlab.io import SeqlabError, read_json
 from seqlab.report.compare import compare_experiments, compare_optimizers, write_compare_csv
 from seqlab.report.html import build_report
 from seqlab.report.ledger import write_ledger
-from seqlab.report.plots import plot_loss_curves, plot_metric_bars
+from seqlab.report.plots import plot_loss_curves, plot_seed_points
 from seqlab.report.precision import precision_table, table_records
 from seqlab.report.summary import load_trials, make_final, write_final, write_summary_csv
 
@@ -62,7 +62,7 @@ def summarize_experiment(
         baseline=baseline if select == "eval_loss" else None,
         title=f"{exp}: {select} on the eval split",
     )
-    plot_metric_bars(final, rank_by, out / PLOTS[2], title=f"{exp}: best {select} per run")
+    plot_seed_points(final, rank_by, out / PLOTS[2], title=f"{exp}: best {select} per run")
     write_ledger(exp, final, base_train or {}, out / "ledger.md")
     if "cfg.precision" in df and df["cfg.precision"].nunique() > 1:  # a precision study
         final["precision"] = {"baseline": "fp32", "rows": table_records(precision_table(df))}

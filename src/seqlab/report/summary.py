@@ -27,6 +27,8 @@ final.json layout (``make_final``)::
     best_run, best_seed, best_model_path
     data: {dataset, manifest_sha256}; code: {seqlab, torch, python, git}   # a list if mixed
     generated_from: [trial_dir]
+    factors: {design, factors: [{key, levels, exact, confounded, rows, verdict}], verdicts}
+        # what mattered, per grid key (seqlab.report.factors); null without a grid
 
 Conventions: std is the sample std (ddof=1); with one finite value it is null, not 0.0, because
 the spread is unknown rather than zero. Means skip non-finite values (a diverged seed's NaN
@@ -48,6 +50,8 @@ import numpy as np
 import pandas as pd
 
 from seqlab.io import SeqlabError, atomic_write, read_json, write_json
+from seqlab.report.factors import factors_of_final
+from seqlab.report.logs import read_log
 
 ID_COLS = ["experiment", "run", "variant", "seed", "task"]
 #: columns that are neither metrics nor overrides (prefixes end in a dot).
@@ -66,23 +70,6 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[name] = value
     return out
-
-
-def read_log(trial_dir: str | Path) -> pd.DataFrame:
-    """log.jsonl as a DataFrame; a missing log or a torn last line (killed job) is tolerated."""
-    path = Path(trial_dir) / "log.jsonl"
-    records = []
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    df = pd.DataFrame.from_records(records)
-    for col in ("kind", "step"):
-        if col not in df:
-            df[col] = pd.Series(dtype=object if col == "kind" else float)
-    return df
 
 
 def _log_columns(log: pd.DataFrame) -> dict[str, Any]:
@@ -165,22 +152,6 @@ def load_trials(trial_dirs: Iterable[str | Path]) -> pd.DataFrame:
     return df[ordered].sort_values(["experiment", "run", "seed"], ignore_index=True)
 
 
-def load_curves(df: pd.DataFrame) -> pd.DataFrame:
-    """Train and eval records of every trial in `df`, long format, tagged with run and seed."""
-    parts = []
-    for _, row in df.iterrows():
-        log = read_log(row["trial_dir"])
-        log = log[log["kind"].isin(["train", "eval"])].copy()
-        for col in ("experiment", "run", "seed", "trial_dir"):
-            log[col] = row[col]
-        parts.append(log)
-    curves = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    for col in ("loss", "eval_loss"):
-        if col not in curves:
-            curves[col] = np.nan
-    return curves
-
-
 def override_columns(df: pd.DataFrame) -> list[str]:
     """The override keys used by any run, in first-seen order."""
     keys: dict[str, None] = {}
@@ -210,12 +181,13 @@ def write_summary_csv(df: pd.DataFrame, path: str | Path) -> Path:
     return atomic_write(path, lambda tmp: out.to_csv(tmp, index=False))
 
 
-def _jsonable(obj: Any) -> Any:
-    """numpy scalars -> Python, NaN/inf -> None, recursively (final.json stays strict JSON)."""
+def jsonable(obj: Any) -> Any:
+    """numpy scalars -> Python, NaN/inf -> None, recursively: the one NaN->null cleaning of
+    every JSON the report writes (final.json stays strict JSON)."""
     if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, np.generic):
         obj = obj.item()
     if isinstance(obj, float) and not math.isfinite(obj):
@@ -375,7 +347,9 @@ def make_final(
         "code": _unique(df, "versions."),
         "generated_from": sorted(df["trial_dir"].astype(str)),
     }
-    return _jsonable(final)
+    out = jsonable(final)
+    out["factors"] = jsonable(factors_of_final(out, override_columns(df)))
+    return out
 
 
 def write_final(final: Mapping[str, Any], path: str | Path) -> Path:

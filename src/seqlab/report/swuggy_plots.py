@@ -1,8 +1,8 @@
 """The sWUGGY plot of an experiment: accuracy per run (seed spread) and over training steps.
 
-Left: per run, lexical_all over all voices, seen and held-out voices (bar = mean over seeds, dots
-= seeds), with the set's controls (phoneme-bigram oracle, unit-unigram model) and chance (0.5)
-as horizontal lines; a model is only credible above both. Right, when checkpoints were scored
+Left: per run, lexical_all over all voices, seen and held-out voices (a dot per seed, the mean
+± std), with the set's controls (phoneme-bigram oracle, unit-unigram model) and chance (0.5)
+as vertical lines; a model is only credible right of both. Right, when checkpoints were scored
 (`eval.swuggy.checkpoints`): lexical_all against the checkpoint's training step, one line per
 run through the seeds' mean.
 """
@@ -12,12 +12,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import matplotlib as mpl
-import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from seqlab.report.plots import RC, _save
+from seqlab.report.style import save_svg, seed_points, styled
 
 GROUPS = (("all voices", "swuggy.lexical_all"), ("seen", "swuggy.seen.lexical_all"),
           ("held-out", "swuggy.heldout.lexical_all"))  # fmt: skip
@@ -54,26 +52,24 @@ def plot_swuggy(df: pd.DataFrame, out_svg: str | Path, title: str | None = None)
     over_steps = len(steps) and steps["step"].nunique() > 1
     groups = [(g, c) for g, c in GROUPS if c in df and df[c].notna().any()]
     runs = sorted(df["run"].unique())
-    with mpl.rc_context(RC):
-        fig = Figure(figsize=(10 if over_steps else 7, 4.2))
+    with styled():
+        fig = Figure(
+            figsize=(10 if over_steps else 7, 1.6 + 0.5 * len(runs) if not over_steps else 4.2)
+        )
         axes = fig.subplots(1, 2 if over_steps else 1, squeeze=False)[0]
         ax = axes[0]
-        width = 0.8 / max(1, len(groups))
-        for j, (group, col) in enumerate(groups):
-            for i, run in enumerate(runs):
-                vals = df.loc[df["run"] == run, col].dropna().to_numpy(float)
-                x = i + (j - (len(groups) - 1) / 2) * width
-                ax.bar(x, vals.mean() if len(vals) else np.nan, width * 0.9, color=f"C{j}",
-                       alpha=0.6, label=group if i == 0 else None)  # fmt: skip
-                ax.plot(np.full(len(vals), x), vals, "o", color="k", ms=3)
+        step = 0.8 / max(1, len(groups))
+        for j, (group, col) in enumerate(groups):  # dots per seed, one colour per voice group
+            vals = [df.loc[df["run"] == run, col].dropna().tolist() for run in runs]
+            seed_points(ax, runs, vals, color=f"C{j}", offset=(j - (len(groups) - 1) / 2) * step,
+                        label=group, mean_label=j == 0)  # fmt: skip
         for label, name, color in CONTROLS:
             value = _control(df, name)
             if value is not None:
-                ax.axhline(value, color=color, ls="--", lw=1, label=f"{label} {value:.3f}")
-        ax.axhline(0.5, color="grey", ls=":", lw=1, label="chance")
-        ax.set_xticks(range(len(runs)), runs, rotation=20, ha="right")
-        ax.set_ylabel("sWUGGY lexical_all")
-        ax.legend(fontsize=7, loc="lower right")
+                ax.axvline(value, color=color, ls="--", lw=1, label=f"{label} {value:.3f}")
+        ax.axvline(0.5, color="grey", ls=":", lw=1, label="chance")
+        ax.set_xlabel("sWUGGY lexical_all (dots: seeds)")
+        ax.legend(loc="best")
         if over_steps:
             ax2 = axes[1]
             for run, rows in steps.groupby("run", sort=True):
@@ -83,7 +79,7 @@ def plot_swuggy(df: pd.DataFrame, out_svg: str | Path, title: str | None = None)
             ax2.axhline(0.5, color="grey", ls=":", lw=1)
             ax2.set_xlabel("training step of the scored checkpoint")
             ax2.set_ylabel("lexical_all (all voices)")
-            ax2.legend(fontsize=7)
+            ax2.legend()
         fig.suptitle(title or "sWUGGY")
         fig.tight_layout()
-        return _save(fig, out_svg)
+        return save_svg(fig, out_svg)

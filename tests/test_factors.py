@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from conftest import PYTHON, ROOT
 
 from seqlab.report.factors import factor_table, fmt_level, mean_ci, t975, welch
@@ -155,32 +154,12 @@ def test_small_helpers() -> None:
     assert mean_ci([float("nan"), 2.0, 4.0])["n"] == 2 and t975(2) == pytest.approx(4.303)
 
 
-def bf16_lstm_runs() -> bool:
-    """Whether this CPU runs an LSTM under bf16 autocast (oneDNN needs AVX-512 for it)."""
-    import torch
-
-    try:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            torch.nn.LSTM(4, 4, batch_first=True)(torch.zeros(1, 2, 4))
-        return True
-    except RuntimeError:
-        return False
-
-
 @pytest.mark.slow
 def test_default_lstm_optim_study_factor_table(tmp_path: Path) -> None:
-    """A real snakemake run of the default config's lstm_optim study, in a temp copy.
-
-    Where the CPU cannot run the study's amp_bf16 LSTM (no AVX-512: oneDNN refuses the
-    primitive), the copy's lstm_optim trains in fp32; everything else is the shipped config.
-    """
+    """A real snakemake run of the default config's lstm_optim study, in a temp copy."""
     work = tmp_path / "project"
     shutil.copytree(ROOT, work, ignore=shutil.ignore_patterns(
         ".venv", ".git", "results", ".snakemake", "test-artifacts", "__pycache__"))  # fmt: skip
-    if not bf16_lstm_runs():
-        cfg = yaml.safe_load((work / "config/config.yaml").read_text())
-        cfg["experiments"]["lstm_optim"]["train"]["precision"] = "fp32"
-        (work / "config/config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     cmd = [PYTHON, "-m", "snakemake", "--cores", "2", "results/lstm_optim/final.json"]
     proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, proc.stderr[-3000:]

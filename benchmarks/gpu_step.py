@@ -15,9 +15,9 @@ and host syncs per step, counted with torch.cuda.set_sync_debug_mode("warn") ove
 steps (CUDA only). Packing: K = 1, 4, 8, 16 LSTM trials as K processes on one GPU, aggregate
 tokens/s = all tokens / (last end - first start) of their timed windows, which start
 together at a set time after every process has started and warmed up.
-Models: LSTM 256/256/2 at 32 x 128 (vocab 102), GPT-2 124M at 12 x 1024, GRU-CTC baseline
-(1024 x 5 bidirectional, 256 features, 24 days) at 64 x 1000 frames. On CPU the shapes are
-small and the output says so.
+Models: LSTM 256/256/2 at 32 x 128 (vocab 258: 256 units + BOS + EOS), GPT-2 124M at
+12 x 1024, GRU-CTC baseline (1024 x 5 bidirectional, 256 features, 24 days) at 64 x 1000
+frames. On CPU the shapes are small and the output says so.
 """
 
 from __future__ import annotations
@@ -60,8 +60,8 @@ from seqlab.train.precision import (  # noqa: E402
 
 #: name -> (model config, vocab, batch, seq) at full size and small (CPU) size
 MODELS = {
-    "lstm": ({"arch": "lstm", "n_embd": 256, "hidden": 256, "n_layer": 2}, 102, 32, 128,
-             {"arch": "lstm", "n_embd": 64, "hidden": 64, "n_layer": 1}, 102, 8, 32),
+    "lstm": ({"arch": "lstm", "n_embd": 256, "hidden": 256, "n_layer": 2}, 258, 32, 128,
+             {"arch": "lstm", "n_embd": 64, "hidden": 64, "n_layer": 1}, 258, 8, 32),
     "gpt2": ({"arch": "gpt2", "n_layer": 12, "n_head": 12, "n_embd": 768, "block_size": 1024,
               "pad_vocab_multiple": 64}, 50257, 12, 1024,
              {"arch": "gpt2", "n_layer": 2, "n_head": 4, "n_embd": 64, "block_size": 64},

@@ -3,7 +3,9 @@ experiment end to end, a preempted trial that resumes bitwise, the time-limit si
 failing job with its logs.
 
 Skipped, with the reason, when no local Slurm is running (`make slurm-up` starts one; CI
-does, and sets SEQLAB_REQUIRE_SLURM=1 so that they fail instead). Every Slurm call and every
+does, and sets SEQLAB_REQUIRE_SLURM=1 so that they fail instead). The local Slurm is
+self-contained: every Slurm command here reaches it through its own SLURM_CONF (under its
+state directory), never a system /etc/slurm. Every Slurm call and every
 snakemake run is bounded by a timeout, so a hung status poll fails the test instead of
 hanging CI; jobs a test leaves behind are cancelled.
 """
@@ -14,6 +16,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +29,8 @@ from test_train import assert_same_model, curves
 pytestmark = pytest.mark.slurm
 
 PROFILE = ROOT / "profiles" / "slurm"
+SCRIPT = ROOT / "scripts" / "slurm-local.sh"
+LOCAL_CONF = Path(os.environ.get("SEQLAB_SLURM_STATE", "/var/lib/seqlab-slurm")) / "etc/slurm.conf"
 # Poll Slurm every few seconds instead of the profile's 20 s: the tests wait on many jobs.
 FAST_POLL = ("--slurm-init-seconds-before-status-checks", "3")
 
@@ -63,19 +68,60 @@ def local_slurm_reason() -> str | None:
 @pytest.fixture(scope="module")
 def work(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One working directory for the module (the dataset is built once, by the first test);
-    afterwards every job still queued from it is cancelled."""
-    reason = local_slurm_reason()
-    if reason and os.environ.get("SEQLAB_REQUIRE_SLURM"):
-        pytest.fail(f"SEQLAB_REQUIRE_SLURM is set but {reason}")
-    if reason:
-        pytest.skip(reason)
-    # jobs of earlier sessions that slurmctld still lists may share this path: ignore them
-    _EARLIER_JOBS.update(slurm_cmd("squeue", "--states=all", "-h", "-o", "%i").split())
-    work = tmp_path_factory.mktemp("slurm")
-    yield work
-    ids = [j["id"] for j in jobs_of(work) if j["state"] in ("PENDING", "RUNNING", "REQUEUED")]
-    if ids:
-        subprocess.run(["scancel", *ids], timeout=20, check=False)
+    afterwards every job still queued from it is cancelled. SLURM_CONF defaults to the local
+    Slurm's own (scripts/slurm-local.sh env) for every command of the module."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SLURM_CONF", os.environ.get("SLURM_CONF", str(LOCAL_CONF)))
+        reason = local_slurm_reason()
+        if reason and os.environ.get("SEQLAB_REQUIRE_SLURM"):
+            pytest.fail(f"SEQLAB_REQUIRE_SLURM is set but {reason}")
+        if reason:
+            pytest.skip(reason)
+        # jobs of earlier sessions that slurmctld still lists may share this path: ignore them
+        _EARLIER_JOBS.update(slurm_cmd("squeue", "--states=all", "-h", "-o", "%i").split())
+        work = tmp_path_factory.mktemp("slurm")
+        yield work
+        ids = [j["id"] for j in jobs_of(work) if j["state"] in ("PENDING", "RUNNING", "REQUEUED")]
+        if ids:
+            subprocess.run(["scancel", *ids], timeout=20, check=False)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("slurmd") is None,
+                    reason="needs root and slurm-wlm (scripts/slurm-local.sh install)")  # fmt: skip
+def test_local_slurm_runs_beside_a_system_slurm() -> None:
+    """A second local Slurm (its own state directory, munged and ports) starts although a
+    system /etc/slurm/slurm.conf exists (planted here when absent), runs a GPU job and stops,
+    leaving the system file as it was. (It runs beside the module's local Slurm, if any.)"""
+    system = Path("/etc/slurm/slurm.conf")
+    planted = not system.exists()
+    if planted:
+        system.parent.mkdir(parents=True, exist_ok=True)
+        system.write_text("# planted by tests/test_slurm.py\nClusterName=system\n")
+    before = system.read_bytes()
+    state = Path(tempfile.mkdtemp(prefix="seqlab-slurm-beside-", dir="/tmp"))
+    state.chmod(0o755)  # munged runs as user munge and must reach its socket inside
+    env = {k: v for k, v in os.environ.items() if k != "SLURM_CONF"}
+    env.update(SEQLAB_SLURM_STATE=str(state), SEQLAB_SLURM_PORT="7117", SEQLAB_SLURM_GPUS="1")
+    try:
+        up = subprocess.run([str(SCRIPT), "start"], env=env, capture_output=True, text=True,
+                            timeout=120)  # fmt: skip
+        assert up.returncode == 0, up.stdout + up.stderr
+        conf = state / "etc/slurm.conf"
+        assert f"export SLURM_CONF={conf}" in up.stdout, up.stdout
+        env["SLURM_CONF"] = str(conf)
+        job = subprocess.run(["sbatch", "--wait", "--gpus=1", "-o", str(state / "job.out"),
+                              "--wrap", "echo gpu=$CUDA_VISIBLE_DEVICES"], env=env,
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert job.returncode == 0, job.stderr
+        assert (state / "job.out").read_text().strip() == "gpu=0"
+        assert system.read_bytes() == before
+    finally:
+        down = subprocess.run([str(SCRIPT), "stop"], env=env, capture_output=True, text=True,
+                              timeout=120)  # fmt: skip
+        if planted:
+            system.unlink()
+        shutil.rmtree(state, ignore_errors=True)
+    assert down.returncode == 0 and "stopped slurmctld" in down.stdout, down.stdout + down.stderr
 
 
 def write_config(work: Path, name: str, experiments: dict) -> Path:

@@ -6,14 +6,17 @@
 #   scripts/slurm-local.sh status   daemons, node, partitions, queue; exit 0 only when ready
 #   scripts/slurm-local.sh stop     cancel the queue, stop the daemons by the PIDs recorded at start
 #   scripts/slurm-local.sh install  only the packages (nothing is started)
-#   scripts/slurm-local.sh env      prints `export SLURM_CONF=...`: eval it in the shell that
-#                                   runs sbatch/squeue/snakemake against this cluster
+#   scripts/slurm-local.sh env      prints `export SLURM_CONF=... PATH=...`: eval it in the
+#                                   shell that runs sbatch/squeue/snakemake against this cluster
 #
 # Self-contained: its slurm.conf, gres.conf, munge key and socket, spool, logs and PIDs all live
 # in the state directory ($SEQLAB_SLURM_STATE, default /var/lib/seqlab-slurm), and it listens
 # on its own ports ($SEQLAB_SLURM_PORT and the next one, default 6917/6918; a system Slurm uses
 # 6817/6818). So it runs beside a system Slurm and its munged and never reads or writes
 # /etc/slurm or /etc/munge; clients find it only through SLURM_CONF=$STATE/etc/slurm.conf.
+# One exception needs a shim: snakemake-executor-plugin-slurm-jobstep (0.6) removes every
+# SLURM_* variable, SLURM_CONF included, from the environment of the `srun` it starts inside
+# a job, so `env` also puts $STATE/bin first on PATH, where an `srun` sets SLURM_CONF again.
 #
 # Needs root (packages, munge). Every step is idempotent: `start` on a running cluster reports
 # it and does nothing; `stop` on a stopped one too.
@@ -42,6 +45,9 @@ PORT=${SEQLAB_SLURM_PORT:-6917}         # slurmctld; slurmd listens on PORT+1
 export SLURM_CONF=$CONF                 # for every Slurm command below (sinfo, scontrol, ...)
 MARKER="# written by seqlab scripts/slurm-local.sh"
 N_GPUS=${SEQLAB_SLURM_GPUS:-3}          # the seeds' 3 GPUs, as fake gres devices
+# CPUs the node offers (oversubscribing a small machine): a packed job of 4 one-CPU trials
+# (experiment key `pack`) asks for 4 CPUs, which a 2-core test machine must still accept.
+N_CPUS=${SEQLAB_SLURM_CPUS:-8}
 # GraceTime of the preemptible partition. 0: a preempted job gets SIGTERM, KillWait (10 s) to
 # checkpoint, and is requeued by Slurm whatever its exit status. With a grace time, a job that
 # exits within it (the trainer exits 75 once checkpointed) ends FAILED instead, and it is
@@ -104,6 +110,13 @@ write_munge_key() {
   chmod 400 "$MUNGE/munge.key"
 }
 
+write_srun_shim() { # see the header: srun inside jobs must still find this cluster
+  install -d "$STATE/bin"
+  printf '#!/bin/sh\n# written by scripts/slurm-local.sh\nSLURM_CONF=%s exec %s "$@"\n' \
+    "$CONF" "$(command -v srun)" >"$STATE/bin/srun"
+  chmod 755 "$STATE/bin/srun"
+}
+
 make_fake_gpus() {
   install -d "$STATE/dev"
   local i
@@ -116,11 +129,13 @@ make_fake_gpus() {
 write_config() {
   local host node
   host=$(hostname -s)
-  # `slurmd -C` prints this machine's real node line (CPUs, sockets, memory); keep its first
-  # line only (the second is UpTime) and name the node after the host.
+  # `slurmd -C` prints this machine's real node line; keep its memory, name the node after
+  # the host and give it N_CPUS CPUs (SlurmdParameters=config_overrides lets slurmd accept
+  # more than the hardware has).
   node=$(slurmd -C | head -n1) || die "'slurmd -C' failed"
-  [[ $node == NodeName=* ]] || die "unexpected 'slurmd -C' output: $node"
-  node="NodeName=$host ${node#NodeName=* }"
+  [[ $node =~ RealMemory=([0-9]+) ]] || die "unexpected 'slurmd -C' output: $node"
+  node="NodeName=$host CPUs=$N_CPUS Boards=1 SocketsPerBoard=1 CoresPerSocket=$N_CPUS"
+  node+=" ThreadsPerCore=1 RealMemory=${BASH_REMATCH[1]}"
   install -d "$CONF_DIR" "$STATE/ctld" "$STATE/d" "$STATE/log" "$STATE/pids"
   local tmp=$CONF.tmp
   cat >"$tmp" <<EOF
@@ -153,6 +168,7 @@ DefMemPerCPU=1000
 GresTypes=gpu
 SchedulerType=sched/backfill
 ReturnToService=2
+SlurmdParameters=config_overrides
 MpiDefault=none
 # squeue (the plugin's status command here) must still list a finished job at the next poll
 MinJobAge=600
@@ -231,6 +247,7 @@ start() {
   install_packages
   # 0755: munged (user munge) must reach $MUNGE inside it
   install -d -m 755 "$STATE" "$STATE/pids" "$STATE/log"
+  write_srun_shim
   local all=1 d
   for d in "${DAEMONS[@]}"; do recorded_alive "$d" || all=0; done
   if ((all)); then
@@ -262,7 +279,7 @@ start() {
   # but clear a leftover drain reason explicitly.
   scontrol update nodename="$(hostname -s)" state=resume >/dev/null 2>&1 || true
   say "ready: partitions main (default, preemptible) and urgent; $N_GPUS fake GPUs"
-  say "clients need: export SLURM_CONF=$CONF   (or: eval \"\$($0 env)\")"
+  say "clients need: export SLURM_CONF=$CONF PATH=$STATE/bin:\$PATH (eval \"\$($0 env)\")"
 }
 
 stop_pid() { # name : TERM, wait, then KILL - only the recorded process
@@ -329,7 +346,7 @@ case ${1:-} in
   stop) stop ;;
   status) status ;;
   install) need_root && install_packages ;;
-  env) echo "export SLURM_CONF=$CONF" ;;
+  env) printf 'export SLURM_CONF=%s\nexport PATH=%s:$PATH\n' "$CONF" "$STATE/bin" ;;
   *)
     echo "usage: $0 start|stop|status|install|env   (state: $STATE, config: $CONF)" >&2
     exit 2

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -71,7 +72,10 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     afterwards every job still queued from it is cancelled. SLURM_CONF defaults to the local
     Slurm's own (scripts/slurm-local.sh env) for every command of the module."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SLURM_CONF", os.environ.get("SLURM_CONF", str(LOCAL_CONF)))
+        conf = Path(os.environ.get("SLURM_CONF", LOCAL_CONF))
+        mp.setenv("SLURM_CONF", str(conf))
+        # the srun shim of scripts/slurm-local.sh (the jobstep plugin drops SLURM_CONF)
+        mp.setenv("PATH", f"{conf.parent.parent / 'bin'}:{os.environ['PATH']}")
         reason = local_slurm_reason()
         if reason and os.environ.get("SEQLAB_REQUIRE_SLURM"):
             pytest.fail(f"SEQLAB_REQUIRE_SLURM is set but {reason}")
@@ -108,9 +112,11 @@ def test_local_slurm_runs_beside_a_system_slurm() -> None:
         assert up.returncode == 0, up.stdout + up.stderr
         conf = state / "etc/slurm.conf"
         assert f"export SLURM_CONF={conf}" in up.stdout, up.stdout
-        env["SLURM_CONF"] = str(conf)
+        env.update(SLURM_CONF=str(conf), PATH=f"{state / 'bin'}:{env['PATH']}")
         job = subprocess.run(["sbatch", "--wait", "--gpus=1", "-o", str(state / "job.out"),
-                              "--wrap", "echo gpu=$CUDA_VISIBLE_DEVICES"], env=env,
+                              # srun without SLURM_CONF, as the jobstep plugin runs it
+                              "--wrap", "env -u SLURM_CONF srun sh -c 'echo gpu=$SLURM_JOB_GPUS'"],
+                             env=env,
                              capture_output=True, text=True, timeout=60)  # fmt: skip
         assert job.returncode == 0, job.stderr
         assert (state / "job.out").read_text().strip() == "gpu=0"
@@ -133,7 +139,8 @@ def write_config(work: Path, name: str, experiments: dict) -> Path:
 
 def snakemake_cmd(work: Path, config: Path, *args: str) -> list[str]:
     return [PYTHON, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(work),
-            "--configfile", str(config), "--profile", str(PROFILE), *FAST_POLL, *args]  # fmt: skip
+            "--configfile", str(config), "--workflow-profile", str(PROFILE), *FAST_POLL,
+            *args]  # fmt: skip
 
 
 def snakemake(work: Path, config: Path, *args: str, timeout: float = 240):
@@ -315,3 +322,59 @@ def test_failing_job_is_reported_with_its_logs(work: Path) -> None:
     slurm_logs = list((work / ".snakemake/slurm_logs/rule_train").rglob(f"{job['id']}.log"))
     assert slurm_logs, "the failed job's Slurm log was removed"
     assert str(slurm_logs[0].relative_to(work)) in out or slurm_logs[0].name in out
+
+
+# The default config's lstm_optim study (2 optimizers x 2 lr x 3 seeds = 12 trials), shortened
+# to 10 steps, in fp32 (amp_bf16's oneDNN LSTM fails on some CPUs), packed 4 trials per job.
+def lstm_optim_study(pack: int) -> dict:
+    spec = yaml.safe_load((ROOT / "config/config.yaml").read_text())["experiments"]["lstm_optim"]
+    spec["train"].update(max_steps=10, eval_interval=5, log_interval=5, eval_batches=2,
+                         precision="fp32")  # fmt: skip
+    return dict(spec, dataset="tiny", resources=GPU_JOB, pack=pack)
+
+
+@pytest.mark.slow
+def test_packed_study_shares_one_gpu_per_job_and_matches_unpacked(work: Path) -> None:
+    """`pack: 4`: the 12 trials of lstm_optim run as 3 Slurm jobs, each asking for ONE GPU
+    (not 4: the group's gres is not summed) and 4 x the trial's CPUs and memory, with its 4
+    trials running side by side in the job; every trial keeps its own files and ends bitwise
+    where the unpacked local run of the same study ends."""
+    packed_cfg = write_config(work, "packed", {"lstm_optim": lstm_optim_study(pack=4)})
+    targets = [f"results/lstm_optim/runs/{run}/seed{seed}/metrics.json"
+               for run in ("optim.lr~0.0005__optim.name~adam", "optim.lr~0.0005__optim.name~adamw",
+                           "optim.lr~0.01__optim.name~adam", "optim.lr~0.01__optim.name~adamw")
+               for seed in (0, 1, 2)]  # fmt: skip
+    proc = snakemake(work, packed_cfg, "--slurm-keep-successful-logs", *targets, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+    trains = [j for j in jobs_of(work) if j["comment"].startswith("rule_pack-lstm_optim")]
+    assert len(trains) == 3, trains  # 12 trials, 3 submissions
+    for j in trains:
+        info = job_info(j["id"])
+        assert "JobState=COMPLETED" in info, info
+        assert "TresPerNode=gres:gpu:1" in info, info  # one GPU for four trials
+        assert "NumCPUs=4" in info and "MinMemoryNode=4000M" in info, info
+        assert "TimeLimit=00:10:00" in info, info  # side by side: one trial's runtime
+        # inside the job Snakemake runs the group's trials side by side, as many as the CPUs
+        # it sees (`--cores all`: the job's 4 on a cluster, this machine's 2 here)
+        log = next((work / ".snakemake/slurm_logs").rglob(f"{j['id']}.log")).read_text()
+        cores = int(re.search(r"Provided cores: (\d+)", log).group(1))
+        assert cores >= 2 and f"Execute {min(4, cores)} jobs..." in log, log[-3000:]
+
+    # the same study unpacked, locally: every trial bitwise equal
+    ref = work / "unpacked"
+    ref.mkdir()
+    shutil.copytree(work / "results/data", ref / "results/data")
+    ref_cfg = write_config(ref, "unpacked", {"lstm_optim": lstm_optim_study(pack=1)})
+    local = subprocess.run([PYTHON, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d",
+                            str(ref), "--configfile", str(ref_cfg), "--cores", "2", *targets],
+                           capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert local.returncode == 0, local.stderr[-4000:]
+    timing = {"ms_per_iter", "tokens_per_s", "wall_s", "peak_mem_mb"}
+    for target in targets:
+        a, b = (Path(d) / target for d in (work, ref))
+        got, want = (json.loads(p.read_text()) for p in (a, b))
+        assert {k: v for k, v in got.items() if k not in timing} == {
+            k: v for k, v in want.items() if k not in timing}, target  # fmt: skip
+        assert curves(a.parent) == curves(b.parent), target
+        assert_same_model(a.parent, b.parent)

@@ -46,9 +46,11 @@ slurm-down:
 test-slurm: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH SEQLAB_REQUIRE_SLURM=1 $(BIN)/pytest -m slurm $(PYTEST_ARGS)
 
+# lint-imports: the import-linter contracts of pyproject.toml (packages depend one way).
 lint: $(STAMP)
-	$(BIN)/ruff check src tests workflow/scripts
-	$(BIN)/ruff format --check src tests workflow/scripts
+	$(BIN)/ruff check src tests workflow/scripts benchmarks
+	$(BIN)/ruff format --check src tests workflow/scripts benchmarks
+	PYTHONPATH=$(CURDIR)/src $(BIN)/lint-imports
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint
 

@@ -4,19 +4,40 @@
 #   snakemake report                                              # results/report.html
 # The map is the README (and DESIGN.md); every config key is in config/README.md.
 
-from snakemake.utils import min_version, validate
+import re
+import sys
+
+from snakemake.utils import min_version
+
+from seqlab.config_load import ConfigError, load_yaml, validate_config
 
 min_version("9.0")
 
 
 # A --configfile replaces the default config instead of being merged into it (Snakemake
 # merges by default, which would add the demo experiments to every cluster config).
+CONFIGFILES = [str(f) for f in workflow.config_settings.configfiles] or [
+    "config/config.yaml"
+]
+
+
+# The whole config is validated here, once, before any job: one line per problem and exit 1
+# (no traceback: the lines say everything). The defaults filled in travel with the dicts.
+# The default file is read first with seqlab's loader: invalid YAML or a duplicate key is
+# told as file:line (Snakemake's own loader would say neither).
 if not workflow.config_settings.configfiles:
+    try:
+        load_yaml(CONFIGFILES[0])
+    except ConfigError as e:
+        sys.exit(f"config error ({CONFIGFILES[0]}):\n{e}")
 
     configfile: "config/config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+try:
+    config.update(validate_config(config, CONFIGFILES))
+except ConfigError as e:
+    sys.exit(f"config error ({', '.join(CONFIGFILES)}):\n{e}")
 
 
 report: "workflow/report/workflow.rst"
@@ -26,8 +47,8 @@ include: "workflow/rules/common.smk"
 
 
 wildcard_constraints:
-    exp="|".join(EXPERIMENTS) or "NONE",
-    dataset="|".join(DATASETS) or "NONE",
+    exp="|".join(map(re.escape, EXPERIMENTS)) or "NONE",
+    dataset="|".join(map(re.escape, DATASETS)) or "NONE",
     run=r"[A-Za-z0-9._+~-]+",
     seed=r"\d+",
 
@@ -39,16 +60,13 @@ include: "workflow/rules/eval.smk"
 include: "workflow/rules/report.smk"
 
 
-# `all` names every trial's files, not only the summaries: Snakemake does not regenerate a
-# deleted intermediate whose consumers are up to date, and a user who deletes one trial's
-# metrics.json expects `snakemake` to redo exactly that trial (and then the summaries).
+# `all` names every declared file of every trial, not only the summaries: Snakemake does not
+# regenerate a deleted intermediate whose consumers are up to date, and a user who deletes one
+# trial's metrics.json, model.pt or log.jsonl expects `snakemake` to redo exactly that trial.
 rule all:
     default_target: True
     input:
-        [
-            f
-            for e in EXPERIMENTS
-            for f in trial_files(e, "metrics.json") + trial_eval_files(e)
-        ],
+        [f for e in EXPERIMENTS for n in TRIAL_OUTPUTS for f in trial_files(e, n)],
+        [f for e in EXPERIMENTS for f in trial_eval_files(e)],
         expand("results/{exp}/final.json", exp=EXPERIMENTS),
         "results/report.html",

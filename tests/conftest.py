@@ -78,6 +78,7 @@ def curves(trial_dir: Path) -> list[dict]:
         e = json.loads(line)
         if e["kind"] in ("train", "eval"):
             e.pop("tok_s", None)
+            e.pop("time", None)
             out.append(e)
     return out
 

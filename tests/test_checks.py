@@ -132,7 +132,7 @@ def test_empty_utterance(tmp_path, corpus):
 def test_min_units_is_configurable(tmp_path, corpus):
     rep = run_unit_checks(make(tmp_path, corpus), {"min_units": 130})
     assert not rep["passed"] and not rep["checks"]["non_empty"]["passed"]
-    with pytest.raises(SeqlabError, match="unknown check params"):
+    with pytest.raises(SeqlabError, match="checks.min_unit: unknown key; did you mean 'min_units'"):
         run_unit_checks(tmp_path / "manifest.json", {"min_unit": 1})
 
 

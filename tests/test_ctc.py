@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from seqlab.data.prepare import prepare_dataset
 from seqlab.eval.per import write_per
@@ -105,7 +106,7 @@ def test_guard_skips_nonfinite_updates_and_cuts_lr(
     neural_manifest: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(TASKS, "ctc_nan", f"{__name__}:NaNGradTask")
-    guard = {"enabled": True, "max_skips": 2, "lr_cut": 0.5, "min_lr": 1e-4, "max_cuts": 5}
+    guard = {"enabled": True, "max_skips": 2, "lr_cut": 0.5, "lr_floor": 1e-4, "max_cuts": 5}
     m = train(
         ctc_trial(neural_manifest, "ctc_nan", max_steps=10, guard=guard),
         tmp_path,
@@ -128,7 +129,7 @@ def test_guard_cuts_lr_on_grad_norm_threshold(neural_manifest: Path, tmp_path: P
         "enabled": True,
         "gnorm_threshold": 1e-6,
         "lr_cut": 0.8,
-        "min_lr": 0.012,
+        "lr_floor": 0.012,
         "max_cuts": 5,
     }
     m = train(ctc_trial(neural_manifest, max_steps=6), tmp_path, echo=lambda s: None)
@@ -158,6 +159,10 @@ def test_best_checkpoint_is_the_lowest_actual_per(neural_manifest: Path, tmp_pat
     assert per["model_step"] == m["best_step"] and len(per["curve"]) == len(evals)
     assert set(per["per_day"]) == {"day00", "day01"}
     assert per["baseline"]["blank_per"] == 1.0 and per["per"] < per["baseline"]["majority_per"]
+    acc = EventAccumulator(str(tmp_path), size_guidance={"scalars": 0})
+    acc.Reload()  # the scored PER sits beside the training curves in TensorBoard
+    (tb,) = acc.Scalars("test/per")
+    assert tb.step == m["best_step"] and tb.value == pytest.approx(per["per"], rel=1e-6)
 
 
 def test_resume_is_bitwise(neural_manifest: Path, tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ TRAIN = {
     "log_interval": 2,
     "milestones": [3],
     "device": "cpu",
-    "guard": {"gnorm_threshold": 10.0, "lr_cut": 0.8, "min_lr": 5.0e-4, "max_cuts": 5},
+    "guard": {"gnorm_threshold": 10.0, "lr_cut": 0.8, "lr_floor": 5.0e-4, "max_cuts": 5},
 }
 
 

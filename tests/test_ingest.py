@@ -107,7 +107,7 @@ def test_train_eval_overlap_and_params_errors(tmp_path: Path) -> None:
     with pytest.raises(SeqlabError, match=r"2 names also in .*t\.txt"):
         ingest_units_text("x", {"train": str(tmp_path / "t.txt"), "eval": str(tmp_path / "e.txt")},
                           tmp_path / "ds")  # fmt: skip
-    with pytest.raises(SeqlabError, match=r"unknown parameter 'path'; valid: train, eval"):
+    with pytest.raises(SeqlabError, match=r"path: unknown key; valid keys: kind, train, eval"):
         ingest_units_text("x", {"path": "t.txt"}, tmp_path / "ds")
     with pytest.raises(SeqlabError, match="units file not found"):
         ingest_units_text("x", {"train": str(tmp_path / "missing.txt")}, tmp_path / "ds")

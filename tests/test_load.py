@@ -10,8 +10,9 @@ import torch
 from conftest import tiny_trial
 
 from seqlab.io import SeqlabError, write_json
-from seqlab.train.checkpoint import load_checkpoint
-from seqlab.train.load import load_latest_model
+from seqlab.models import build_model
+from seqlab.train.checkpoint import load_checkpoint, save_checkpoint
+from seqlab.train.load import load_latest_model, load_model, pick_device
 from seqlab.train.loop import train
 
 
@@ -41,3 +42,26 @@ def test_load_latest_and_by_seed(unit_manifest: Path, tmp_path: Path) -> None:
 
     with pytest.raises(SeqlabError, match="no model.pt"):
         load_latest_model("t", run="nope", results=results)
+
+
+def test_load_model_refuses_a_skipped_trial_and_a_bare_checkpoint(tmp_path: Path) -> None:
+    save_checkpoint(tmp_path / "skipped.pt", {"model": None, "skip_reason": "fp16 on CPU"})
+    with pytest.raises(SeqlabError, match="skipped.pt: the trial was skipped \\(fp16 on CPU\\)"):
+        load_model(tmp_path / "skipped.pt")
+    spec = {"arch": "lstm", "n_embd": 8, "hidden": 8, "n_layer": 1, "vocab_size": 10}
+    torch.manual_seed(0)
+    weights = build_model(spec, 10).state_dict()
+    save_checkpoint(tmp_path / "bare.pt", {"model": weights})  # a ckpt/*.pt: no model_config
+    with pytest.raises(SeqlabError, match="bare.pt: holds no model_config"):
+        load_model(tmp_path / "bare.pt")
+    model, _ = load_model(tmp_path / "bare.pt", spec=spec)
+    assert not model.training
+    assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())
+
+
+def test_pick_device() -> None:
+    want = "cuda" if torch.cuda.is_available() else "cpu"
+    assert pick_device("auto").type == want
+    assert pick_device("cpu") == torch.device("cpu")
+    with pytest.raises(SeqlabError, match="device 'gpu0': use auto, cpu, cuda or cuda:N"):
+        pick_device("gpu0")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from seqlab.data.phonemes import ctc_frames
 from seqlab.io import SeqlabError
 from seqlab.models import (
     build_model,
@@ -189,12 +191,42 @@ def test_model_spec_rebuilds_the_same_model(cfg: dict) -> None:
         ({"arch": "lstm", "n_head": 4}, r"model\.n_head: unknown key .*'hidden'"),
         ({"arch": "gpt2", "hidden": 4}, r"model\.hidden: unknown key .*'n_head'"),
         ({"arch": "gpt2", "n_embd": 100, "n_head": 3}, "not divisible by n_head"),
-        ({"arch": "lstm", "n_layer": 0}, "model.n_layer: 0 must be a positive integer"),
-        ({"arch": "lstm", "dropout": 1.0}, r"model\.dropout: 1\.0 must be a number in"),
-        ({"arch": "gpt2", "bias": "no"}, "model.bias: 'no' must be true or false"),
+        ({"arch": "lstm", "n_layer": 0}, r"model.n_layer: must be >= 1 \(got 0\)"),
+        ({"arch": "lstm", "dropout": 1.0}, r"model\.dropout: must be < 1.0 \(got 1\.0\)"),
+        ({"arch": "gpt2", "bias": "no"}, r"model.bias: must be true or false \(got 'no'\)"),
         ({"arch": "lstm", "vocab_size": 100}, "config says 100, the data has 258"),
     ],
 )
 def test_build_model_rejects_bad_config(cfg: dict, match: str) -> None:
     with pytest.raises(SeqlabError, match=match):
         build_model(cfg, V)
+
+
+# --- the CTC decoder's output frames ---------------------------------------------------------
+
+
+def test_ctc_frames_one_formula_for_data_and_model() -> None:
+    """floor((T - K) / S) + 1, 0 below K: the data check (numpy) and the model (torch) agree,
+    and the model really emits that many frames."""
+    lens = [0, 7, 8, 9, 11, 12, 13, 40]
+    want = [0, 0, 1, 1, 1, 2, 2, 9]  # K = 8, S = 4
+    assert ctc_frames(np.array(lens), 8, 4).tolist() == want
+    assert ctc_frames(torch.tensor(lens), 8, 4).tolist() == want
+    cfg = {"arch": "gru_ctc", "n_features": 3, "hidden": 4, "n_layer": 1, "kernel_len": 8}
+    model = _build({**cfg, "stride_len": 4, "smooth_kernel": 3}, vocab_size=5)
+    assert model.out_lengths(torch.tensor(lens)).tolist() == want
+    x, day = torch.zeros(1, 40, 3), torch.zeros(1, dtype=torch.long)
+    assert model(x, day, torch.tensor([40])).shape == (1, 9, 5)
+
+
+def test_lstm_runs_under_cpu_bf16_autocast_on_any_cpu() -> None:
+    """oneDNN's bf16 LSTM needs AVX-512; without it the recurrence falls back to fp32."""
+    from seqlab.models.lstm import LSTMLM, LSTMConfig
+
+    torch.manual_seed(0)
+    m = LSTMLM(LSTMConfig(vocab_size=12, n_embd=8, hidden=8, n_layer=2))
+    idx = torch.randint(0, 12, (2, 6))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = m(idx)
+    assert y.dtype == torch.bfloat16  # the output layer still ran under autocast
+    assert torch.allclose(y.float(), m(idx), atol=0.05)

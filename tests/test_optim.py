@@ -9,9 +9,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from seqlab.io import SeqlabError
 from seqlab.models import build_model, count_params
-from seqlab.train.optim import build_optimizer, lr_at, set_lr
+from seqlab.train.optim import build_optimizer, effective_lr, lr_at, set_lr
 
 V = 258
 GPT_SMALL = {"arch": "gpt2", "n_layer": 2, "n_head": 4, "n_embd": 64, "block_size": 32}
@@ -119,22 +118,13 @@ def test_adam_decay_is_coupled_adamw_decoupled() -> None:
     assert result["adamw"] == pytest.approx(1 - lr * wd, abs=1e-7)
 
 
-@pytest.mark.parametrize(
-    "cfg, match",
-    [
-        ({"name": "lion", "lr": 1e-3}, r"optim\.name: 'lion' is not one of"),
-        ({"lr": 1e-3}, "optim.name: None"),
-        ({"name": "adam"}, "optim.lr: missing"),
-        ({"name": "adam", "lr": 1e-3, "beta2": 0.99}, r"optim\.beta2: unknown key.*'betas'"),
-        ({"name": "adam", "lr": 1e-3, "betas": [0.9]}, "optim.betas"),
-        ({"name": "adam", "lr": 1e-3, "betas": [0.9, 1.0]}, "optim.betas"),
-        ({"name": "adam", "lr": -1.0}, "optim.lr: -1.0 must be a number >= 0"),
-        ({"name": "adam", "lr": 1e-3, "fused": "yes"}, "optim.fused"),
-    ],
-)
-def test_build_optimizer_rejects_bad_config(cfg: dict, match: str) -> None:
-    with pytest.raises(SeqlabError, match=match):
-        build_optimizer(_model(), cfg)
+def test_missing_optim_keys_take_the_documented_defaults() -> None:
+    """Validation is the typed config's job; here a partial dict means the defaults."""
+    opt = build_optimizer(_model(), {})
+    assert isinstance(opt, torch.optim.Adam) and not isinstance(opt, torch.optim.AdamW)
+    group = opt.param_groups[0]
+    assert (group["lr"], group["betas"], group["eps"], group["weight_decay"]) == (
+        1e-3, (0.9, 0.999), 1e-8, 0.0)  # fmt: skip
 
 
 def test_set_lr_sets_every_group() -> None:
@@ -211,17 +201,21 @@ def test_inverse_sqrt_as_fairseq() -> None:
     assert lr_at(10**6, {**cfg, "min_lr": 2e-4}, BASE, 10**5) == 2e-4
 
 
-@pytest.mark.parametrize(
-    "cfg, match",
-    [
-        ({"name": "step"}, r"schedule\.name: 'step' is not one of"),
-        ({"name": "cosine", "warmup_steps": 10}, r"schedule\.warmup_steps: unknown key"),
-        ({"name": "cosine", "warmup": -1}, "schedule.warmup: -1 must be an integer"),
-        ({"name": "cosine", "warmup": 2.5}, "schedule.warmup: 2.5 must be an integer"),
-        ({"name": "cosine", "warmup": 200}, "schedule.warmup: 200 exceeds the 100"),
-        ({"name": "cosine", "min_lr": -1e-3}, "schedule.min_lr"),
-    ],
-)
-def test_lr_at_rejects_bad_config(cfg: dict, match: str) -> None:
-    with pytest.raises(SeqlabError, match=match):
-        lr_at(0, cfg, BASE, 100)
+def test_missing_schedule_keys_take_the_defaults() -> None:
+    assert lr_at(0, {"name": "cosine"}, BASE, 100) == BASE  # no warmup
+    assert lr_at(100, {"name": "cosine"}, BASE, 100) == 0.0  # min_lr 0
+
+
+def test_effective_lr_is_schedule_times_guard_scale_with_a_floor() -> None:
+    cfg = {"name": "cosine", "warmup": 10, "min_lr": 1e-5}
+    assert effective_lr(50, cfg, BASE, 100, 1.0, 5e-4) == lr_at(50, cfg, BASE, 100)
+    assert effective_lr(10, cfg, BASE, 100, 0.8, 1e-4) == pytest.approx(0.8 * BASE)
+    assert effective_lr(10, cfg, BASE, 100, 0.1, 5e-4) == 5e-4  # a cut stops at the floor
+
+
+def test_the_floor_never_lifts_the_schedule() -> None:
+    """Warmup from 0 and a decay below the floor stay as scheduled after a cut."""
+    cfg = {"name": "cosine", "warmup": 10, "min_lr": 1e-5}
+    assert effective_lr(0, cfg, BASE, 100, 0.5, 5e-4) == 0.0
+    assert effective_lr(2, cfg, BASE, 100, 0.5, 5e-4) == pytest.approx(2e-4)  # 0.2 BASE
+    assert effective_lr(100, cfg, BASE, 100, 0.5, 5e-4) == 1e-5

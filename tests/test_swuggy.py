@@ -13,16 +13,10 @@ import torch
 from seqlab.data.checks import run_checks
 from seqlab.data.ingest import read_units_text, write_units_text
 from seqlab.data.prepare import prepare_dataset
-from seqlab.eval.swuggy import (
-    evaluate,
-    evaluate_split,
-    lm_scores,
-    read_gold,
-    read_submission,
-    write_gold,
-    write_submission,
-)
+from seqlab.data.swuggy_files import read_gold, read_submission, write_gold, write_submission
+from seqlab.eval.swuggy import lm_scores
 from seqlab.io import SeqlabError, read_json
+from seqlab.metrics import evaluate, evaluate_split
 from seqlab.models import build_model
 
 # id: (frequency, length, {voice: (word score, nonword score)}); pair scores in the comments

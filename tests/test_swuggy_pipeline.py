@@ -7,8 +7,10 @@ import subprocess
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 from conftest import PYTHON, ROOT
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 TRAIN = {
     "model": {"arch": "lstm", "n_embd": 16, "hidden": 16, "n_layer": 1, "dropout": 0.0},
@@ -54,6 +56,11 @@ def test_tiny_run_scores_every_trial(tmp_path: Path) -> None:
     assert {"seen", "heldout"} <= set(res) and res["heldout"]["n_pairs"] == 80
     assert res["checkpoints"]["last"]["step"] == 6
     assert res["checkpoints"]["3"]["step"] == 3  # weights kept by train.keep_steps
+    acc = EventAccumulator(str(trial), size_guidance={"scalars": 0})
+    acc.Reload()  # sWUGGY over training steps, beside the loss curves in TensorBoard
+    tb = {e.step: e.value for e in acc.Scalars("swuggy/lexical_all")}
+    assert tb[3] == pytest.approx(res["checkpoints"]["3"]["lexical_all"], rel=1e-6)
+    assert tb[res["step"]] == pytest.approx(res["lexical_all"], rel=1e-6)
     assert set(res["controls"]) == {"phoneme_bigram", "unit_unigram"}
     gold = pd.read_csv(tmp_path / "results/data/sw/gold.csv")
     lines = (trial / "swuggy/lexical/dev.txt").read_text().splitlines()

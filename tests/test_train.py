@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import PYTHON, ROOT, curves, tiny_trial
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from seqlab.io import SeqlabError, read_json
 from seqlab.train.checkpoint import load_checkpoint
+from seqlab.train.logbook import read_log
 from seqlab.train.loop import Preempted, train
 from seqlab.train.tasks import TASKS, UnitLMTask
 
@@ -121,7 +123,7 @@ def test_early_stopping(unit_manifest: Path, tmp_path: Path) -> None:
 
 
 def test_unknown_key_is_one_clear_error(unit_manifest: Path, tmp_path: Path) -> None:
-    with pytest.raises(SeqlabError, match=r"train\.max_step: unknown training key"):
+    with pytest.raises(SeqlabError, match=r"train\.max_step: unknown key; did you mean 'max_st"):
         train(tiny_trial(unit_manifest, max_step=3), tmp_path, echo=quiet)
     assert not (tmp_path / "metrics.json").exists()
 
@@ -196,5 +198,44 @@ def test_spike_rolls_back_a_bounded_number_of_times(
 
 
 def test_zero_interval_is_one_clear_error(unit_manifest: Path, tmp_path: Path) -> None:
-    with pytest.raises(SeqlabError, match=r"train\.eval_interval: must be >= 1"):
+    with pytest.raises(SeqlabError, match=r"train\.eval_interval: must be >= 1 \(got 0\)"):
         train(tiny_trial(unit_manifest, eval_interval=0), tmp_path, echo=quiet)
+
+
+def test_log_is_on_disk_while_the_trial_runs_and_resume_continues_it(
+    unit_manifest: Path, tmp_path: Path
+) -> None:
+    """log.jsonl grows while a real process trains; after a kill the rerun continues the same
+    file: every train record once, in order, no gap, each with its unix time."""
+    trial = tiny_trial(unit_manifest, max_steps=400, ckpt_interval=7, eval_interval=50)
+    (tmp_path / "config.json").write_text(json.dumps(trial))
+    proc = _run_script(tmp_path / "config.json")
+    log, seen_running = tmp_path / "log.jsonl", []
+    deadline = time.time() + 90
+    while time.time() < deadline and proc.poll() is None:
+        records = read_log(tmp_path)
+        if sum(e["kind"] == "train" for e in records) >= 20:
+            seen_running = records
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None and seen_running, "no curve on disk while the trial ran"
+    tb = EventAccumulator(str(tmp_path))
+    tb.Reload()  # TensorBoard's own reader sees the curve too, flushed at each log interval
+    assert len(tb.Scalars("train/loss")) >= 10 and proc.poll() is None
+    assert not (tmp_path / "metrics.json").exists()
+    assert seen_running[0]["kind"] == "eval" and seen_running[0]["step"] == 0
+    assert all(abs(e["time"] - time.time()) < 120 for e in seen_running)
+    proc.kill()
+    proc.wait(timeout=30)
+    killed_at = max(e["step"] for e in read_log(tmp_path))
+    rerun = _run_script(tmp_path / "config.json")
+    out, _ = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, out
+    records = [json.loads(x) for x in log.read_text().splitlines()]
+    assert [e["step"] for e in records if e["kind"] == "train"] == list(range(2, 401, 2))
+    assert [e["step"] for e in records if e["kind"] == "eval"] == sorted(
+        {0, 4, 10, *range(50, 401, 50)}
+    )
+    resumed = [e for e in records if e.get("event") == "resume"]
+    assert len(resumed) == 1 and resumed[0]["from_step"] <= killed_at
+    assert "step 400/400 | loss" in out and "| eta " in out

@@ -16,8 +16,8 @@ import itertools
 import re
 from typing import Any
 
+from seqlab.config import apply_overrides
 from seqlab.io import SeqlabError
-from seqlab.train.config import apply_overrides
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
 

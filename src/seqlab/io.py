@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
-import tempfile
+import secrets
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,22 +17,82 @@ class SeqlabError(Exception):
     """A problem the user can fix: printed as one line (what, where, what to do), exit 1."""
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+#: temp files of atomic writes: `.{name}.{random}.tmp` beside the final name
+TEMP_GLOB = ".*.tmp"
+#: below this many free bytes a failed write is reported as a full disk
+LOW_SPACE = 1 << 20
+
+
+def write_failure(path: Path, e: BaseException) -> SeqlabError:
+    """One line for a failed write: the path and the cause (a full disk, a read-only or
+    unwritable directory), whatever layer raised it (torch's own errors name neither)."""
+    if path.parent.exists() and not path.parent.is_dir():
+        cause = f"{path.parent} is not a directory"
+    elif isinstance(e, OSError) and e.errno is not None:
+        cause = os.strerror(e.errno)
+    else:
+        cause = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        free = None
+    if free is not None and free < LOW_SPACE and (not isinstance(e, OSError) or e.errno in (
+            errno.ENOSPC, errno.EDQUOT, None)):  # fmt: skip
+        cause = f"no space left on device ({free} bytes free)"
+    return SeqlabError(f"{path}: cannot write ({cause}); free space or fix the permissions of "
+                       f"{path.parent}, then rerun (the previous file is intact)")  # fmt: skip
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(
+    path: str | Path, write: Callable[[Path], None], keep_previous: Path | None = None
+) -> Path:
     """Call `write(tmp)` on a temp file beside `path`, then rename it into place.
 
-    A reader never sees a half-written file and a crash leaves the old file intact.
+    A reader never sees a half-written file and a crash leaves the old file intact: the data
+    and the directory are fsynced before and after the rename, so a node crash cannot leave
+    an empty file under the final name. The file is created with mode 0666 less the umask
+    (mkstemp's 0600 would hide results from labmates). `keep_previous`: the old file is first
+    renamed there (one rename each: at every instant one complete file exists). Any failure
+    is one SeqlabError line naming the path and the cause.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
     try:
-        write(Path(tmp))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        write(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if keep_previous is not None and path.exists():
+            os.replace(path, keep_previous)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        fsync_dir(path.parent)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if isinstance(e, Exception) and not isinstance(e, SeqlabError):
+            raise write_failure(path, e) from e
         raise
     return path
+
+
+def remove_stale_temps(directory: str | Path) -> list[Path]:
+    """Delete temp files that a killed atomic write left behind; returns them."""
+    stale = sorted(Path(directory).glob(TEMP_GLOB)) if Path(directory).is_dir() else []
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def write_json(path: str | Path, obj: Any) -> Path:

@@ -12,6 +12,6 @@ rule check_data:
     conda:
         "../envs/seqlab.yaml"
     params:
-        cfg=lambda w: as_json(DATASETS[w.dataset].get("checks", {})),
+        cfg=lambda w: as_json(DATASETS[w.dataset]["checks"]),
     shell:
         "check_data.py {input} {output} " "--params {params.cfg:q} > {log} 2>&1"

@@ -7,17 +7,15 @@ import sys
 
 from seqlab.grid import expand_runs, resolve_trial
 
+# Validated by the Snakefile (seqlab.config_load) with every default filled: plain dicts.
 EXPERIMENTS = config["experiments"]
 DATASETS = config["datasets"]
 
 RUNS = {name: expand_runs(name, exp) for name, exp in EXPERIMENTS.items()}
 
-for _name, _exp in EXPERIMENTS.items():
-    if _exp["dataset"] not in DATASETS:
-        raise ValueError(
-            f"experiments.{_name}.dataset: {_exp['dataset']!r} is not under datasets: "
-            f"(have {sorted(DATASETS)})"
-        )
+#: every declared output of a trial (the train rule's); `all` asks for each, so deleting one
+#: reruns its trial
+TRIAL_OUTPUTS = ("metrics.json", "model.pt", "log.jsonl")
 
 # Scripts are run by name: the project's venv (the interpreter running Snakemake) and
 # workflow/scripts come first on PATH for every job. Not a rule param, so moving the checkout
@@ -85,7 +83,12 @@ def as_json(obj):
     return json.dumps(obj, sort_keys=True)
 
 
-COMPARE = config.get("compare", {})
+def prepare_params(dataset):
+    """A dataset's block minus its `checks:` thresholds (those are the checks rule's)."""
+    return {k: v for k, v in DATASETS[dataset].items() if k != "checks"}
+
+
+COMPARE = config["compare"]
 
 
 def compare_inputs(wildcards):
@@ -149,22 +152,6 @@ SWUGGY_SYNTH_SETS = [
 def swuggy_cfg(exp):
     """The experiment's `eval.swuggy` block, or None."""
     return (EXPERIMENTS[exp].get("eval") or {}).get("swuggy")
-
-
-for _name in EXPERIMENTS:
-    _set = (swuggy_cfg(_name) or {}).get("set")
-    if _set is not None and DATASETS.get(_set, {}).get("kind") not in SWUGGY_KINDS:
-        raise ValueError(
-            f"experiments.{_name}.eval.swuggy.set: {_set!r} is not a dataset of kind "
-            f"{' or '.join(SWUGGY_KINDS)} (have {sorted(DATASETS)})"
-        )
-for _name in SWUGGY_SYNTH_SETS:
-    _world = DATASETS[_name].get("world")
-    if DATASETS.get(_world, {}).get("kind") != "synthetic_units":
-        raise ValueError(
-            f"datasets.{_name}.world: {_world!r} is not a synthetic_units dataset "
-            f"(have {sorted(DATASETS)})"
-        )
 
 
 def swuggy_exps():

@@ -1,5 +1,6 @@
 # Stage 1: prepare a dataset (synthetic generation or ingest of real units) into
-# WebDataset shards + manifest.json.
+# WebDataset shards + manifest.json. Only the keys that shape the data reach prepare: the
+# `checks:` thresholds are the checks rule's params, so tuning one never rebuilds the data.
 
 
 rule prepare_data:
@@ -10,7 +11,7 @@ rule prepare_data:
     conda:
         "../envs/seqlab.yaml"
     params:
-        cfg=lambda w: as_json(DATASETS[w.dataset]),
+        cfg=lambda w: as_json(prepare_params(w.dataset)),
         out=lambda w: f"results/data/{w.dataset}",
     shell:
         "prepare_data.py --name {wildcards.dataset} "

@@ -39,7 +39,7 @@ rule swuggy:
         model="results/{exp}/runs/{run}/seed{seed}/model.pt",
         metrics="results/{exp}/runs/{run}/seed{seed}/metrics.json",
         set=lambda w: f"results/data/{swuggy_set(w)}/manifest.json",
-        checks=lambda w: f"results/data/{swuggy_set(w)}/checks.json",
+        checks=ancient(lambda w: f"results/data/{swuggy_set(w)}/checks.json"),
     output:
         json="results/{exp}/runs/{run}/seed{seed}/swuggy.json",
         submission=directory("results/{exp}/runs/{run}/seed{seed}/swuggy"),

@@ -4,8 +4,10 @@
 rule summarize:
     input:
         trials=lambda w: trial_files(w.exp, "metrics.json"),
+        # final.json names each trial's model.pt and log.jsonl: a deleted one is rebuilt
+        products=lambda w: [f for n in TRIAL_OUTPUTS[1:] for f in trial_files(w.exp, n)],
         evals=lambda w: trial_eval_files(w.exp),
-        checks=lambda w: f"{data_dir(w)}/checks.json",
+        checks=ancient(lambda w: f"{data_dir(w)}/checks.json"),
     output:
         final="results/{exp}/final.json",
         summary=report(

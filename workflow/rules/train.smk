@@ -19,7 +19,8 @@ rule train:
     input:
         config="results/{exp}/runs/{run}/seed{seed}/config.json",
         manifest=lambda w: f"{data_dir(w)}/manifest.json",
-        checks=lambda w: f"{data_dir(w)}/checks.json",
+        # ancient: a gate, not data (a retuned check that passes retrains nothing)
+        checks=ancient(lambda w: f"{data_dir(w)}/checks.json"),
     output:
         metrics="results/{exp}/runs/{run}/seed{seed}/metrics.json",
         log="results/{exp}/runs/{run}/seed{seed}/log.jsonl",

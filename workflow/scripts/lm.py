@@ -15,24 +15,37 @@ allocated on GPU) is then the trial's own, not the high-water mark of earlier tr
 """
 
 import argparse
+import copy
 import multiprocessing as mp
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from seqlab.cli import run_cli
+from seqlab.config_load import load_yaml, validate_config
 from seqlab.data.checks import check_and_write
 from seqlab.data.prepare import prepare_dataset
-from seqlab.grid import expand_runs, run_id
+from seqlab.grid import expand_runs, resolve_trial
 from seqlab.io import SeqlabError, read_json, write_json
 from seqlab.report.precision import precision_table
 from seqlab.report.summary import load_trials
-from seqlab.train.config import apply_overrides
 from seqlab.train.loop import train
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def narrowed(exp: dict[str, Any], mode: str, max_iters: int | None) -> dict[str, Any]:
+    """The experiment as the command line narrows it: a mode outside the grid becomes the
+    grid's only precision, and `--max_iters N` a grid key of one value (so its runs have ids
+    of their own, `max_steps~N__precision~...`, never mixed with the configured ones)."""
+    exp = copy.deepcopy(exp)
+    grid = exp["grid"] = dict(exp.get("grid") or {})
+    if mode != "all" and mode not in grid.get("precision", []):
+        grid["precision"] = [mode]
+    if max_iters:
+        grid["max_steps"] = [max_iters]
+    return exp
 
 
 def trials_of(cfg: dict, exp_name: str, mode: str, seeds: list[int], max_iters: int | None,
@@ -42,45 +55,31 @@ def trials_of(cfg: dict, exp_name: str, mode: str, seeds: list[int], max_iters: 
         raise SeqlabError(
             f"experiment {exp_name!r} not in the config; has {list(cfg['experiments'])}"
         )
-    exp = cfg["experiments"][exp_name]
-    runs = expand_runs(exp_name, exp)
-    picked = {
-        r: v for r, v in runs.items() if mode == "all" or v["overrides"].get("precision") == mode
-    }
-    if not picked:  # a mode outside the grid: one run that overrides precision
-        picked = {run_id({"precision": mode}): {"overrides": {"precision": mode}, "variant": None}}
+    exp = narrowed(cfg["experiments"][exp_name], mode, max_iters)
     d = results / "data" / exp["dataset"]
     data = {"dataset": exp["dataset"], "manifest": str(d / "manifest.json"),
             "checks": str(d / "checks.json")}  # fmt: skip
-    out = []
-    for run, info in picked.items():
-        overrides = dict(info["overrides"])
-        if max_iters:
-            overrides["max_steps"] = max_iters
-            run = run_id(overrides)  # e.g. max_steps~100__precision~amp_bf16
-        for seed in seeds:
-            out.append({"experiment": exp_name, "run": run, "seed": seed,
-                        "task": exp.get("task", "unit_lm"), "variant": info["variant"],
-                        "overrides": overrides, "data": data,
-                        "train": apply_overrides(exp["train"], overrides)})  # fmt: skip
-    return out
+    runs = [
+        r
+        for r, v in expand_runs(exp_name, exp).items()
+        if mode == "all" or v["overrides"].get("precision") == mode
+    ]
+    return [resolve_trial(exp_name, exp, run, seed, data) for run in runs for seed in seeds]
 
 
 def ensure_data(cfg: dict, name: str, results: Path) -> None:
     """The prepare and check_data rules' library calls, when their outputs are missing."""
-    d = results / "data" / name
+    d, block = results / "data" / name, cfg["datasets"][name]
     if not (d / "manifest.json").exists():
-        prepare_dataset(name, cfg["datasets"][name], d)
+        prepare_dataset(name, block, d)
     if not (d / "checks.json").exists():
-        check_and_write(d / "manifest.json", d / "checks.json", cfg["datasets"][name].get("checks"))
+        check_and_write(d / "manifest.json", d / "checks.json", block.get("checks"))
 
 
 def _train_one(trial: dict[str, Any], out: str) -> None:
-    train(
-        trial,
-        out,
-        echo=lambda line: print(f"[{trial['run']} seed{trial['seed']}] {line}", flush=True),
-    )
+    """The train rule's library call, in a fresh process (a user error: one line, exit 1)."""
+    tag = f"[{trial['run']} seed{trial['seed']}]"
+    run_cli(lambda: train(trial, out, echo=lambda line: print(f"{tag} {line}", flush=True)))
 
 
 def main() -> None:
@@ -96,7 +95,7 @@ def main() -> None:
     ap.add_argument("--results", default="results", help="results directory (default: ./results)")
     ap.add_argument("--force", action="store_true", help="retrain trials that have metrics.json")
     args = ap.parse_args()
-    cfg = yaml.safe_load(Path(args.configfile).read_text())
+    cfg = validate_config(load_yaml(args.configfile), [args.configfile])  # as the Snakefile
     results = Path(args.results)
     exp = cfg["experiments"].get(args.experiment, {})
     seeds = ([args.seed] if args.seed is not None else list(range(args.seeds)) if args.seeds

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from seqlab.config import UnitChecks
+from seqlab.config_load import check_params
 from seqlab.data.shards import Manifest, Utterance, iter_shard
 from seqlab.data.units import token_stream
 from seqlab.io import SeqlabError, read_json, write_json
@@ -39,11 +41,8 @@ class CheckParams:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> CheckParams:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d or {}) - known)
-        if unknown:
-            raise SeqlabError(f"unknown check params {unknown}; known: {sorted(known)}")
-        return cls(**(d or {}))
+        """Validated by the typed config (seqlab.config.UnitChecks), defaults filled."""
+        return cls(**check_params(UnitChecks, dict(d or {}), "checks"))
 
 
 @dataclass

@@ -23,14 +23,16 @@ from __future__ import annotations
 
 import pickle
 import shutil
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import seqlab
-from seqlab.data.world import PHONEMES
+from seqlab.config import DATASET_KINDS, NeuralChecks
+from seqlab.config_load import check_block, check_params
+from seqlab.data.phonemes import PHONEMES, ctc_frames
 from seqlab.io import SeqlabError, atomic_write, read_json, write_json
 
 N_CLASSES = len(PHONEMES) + 1  # 39 ARPAbet + SIL, + the CTC blank (id 0)
@@ -199,13 +201,7 @@ def pickle_to_splits(
 
 def build_neural_pickle(name: str, params: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     """kind neural_pickle: {path, trusted, competition_days?} -> the npz layout."""
-    p = {k: v for k, v in params.items() if k != "checks"}
-    unknown = set(p) - {"path", "trusted", "competition_days"}
-    if unknown or "path" not in p:
-        raise SeqlabError(
-            f"dataset {name!r} (neural_pickle): keys are path (required), trusted, "
-            f"competition_days; got {sorted(p)}"
-        )
+    p = check_block(DATASET_KINDS["neural_pickle"], params, f"dataset {name!r} (neural_pickle)")
     data = read_pickle(p["path"], p.get("trusted", False), f"dataset {name!r}")
     splits, n_days = pickle_to_splits(data, p.get("competition_days"))
     return write_dataset(name, "neural_pickle", splits, n_days, p, Path(out_dir))
@@ -213,7 +209,8 @@ def build_neural_pickle(name: str, params: dict[str, Any], out_dir: Path) -> dic
 
 def build_neural_npz(name: str, params: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     """kind neural_npz: {path: a directory with train.npz, test.npz [, competition.npz]}."""
-    src = Path(params.get("path", ""))
+    check_block(DATASET_KINDS["neural_npz"], params, f"dataset {name!r} (neural_npz)")
+    src = Path(params["path"])
     if not (src / "train.npz").exists() or not (src / "test.npz").exists():
         raise SeqlabError(f"dataset {name!r} (neural_npz): {src} must hold train.npz and test.npz")
     splits = {
@@ -240,11 +237,6 @@ class NeuralCheckParams:
     max_listed: int = 5  # failing trials named per check
 
 
-def ctc_frames(frame_lens: np.ndarray, kernel_len: int, stride_len: int) -> np.ndarray:
-    """Output frames after unfolding: floor((T - K) / S) + 1 (0 when T < K)."""
-    return np.where(frame_lens >= kernel_len, (frame_lens - kernel_len) // stride_len + 1, 0)
-
-
 def ctc_min_frames(sp: NeuralSplit) -> np.ndarray:
     """Frames CTC needs per trial: labels + one blank between each pair of equal neighbours."""
     same = (sp.phonemes[1:] == sp.phonemes[:-1]).astype(np.int64)
@@ -257,13 +249,7 @@ def ctc_min_frames(sp: NeuralSplit) -> np.ndarray:
 
 def run_neural_checks(manifest_path: str | Path, params: dict[str, Any] | None = None) -> dict:
     """Shapes, lengths, label range, days and CTC feasibility of every split."""
-    p = NeuralCheckParams(
-        **{
-            k: v
-            for k, v in (params or {}).items()
-            if k in {f.name for f in fields(NeuralCheckParams)}
-        }
-    )
+    p = NeuralCheckParams(**check_params(NeuralChecks, dict(params or {}), "checks"))
     man = read_json(manifest_path)
     C, n_days, root = man["n_features"], man["n_days"], Path(manifest_path).parent
     results: dict[str, tuple[dict[str, Any], list[str]]] = {}

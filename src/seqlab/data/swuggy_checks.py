@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from seqlab.data.ingest import read_units_text
-from seqlab.eval.swuggy import read_gold
+from seqlab.data.swuggy_files import read_gold
 from seqlab.io import read_json
 
 

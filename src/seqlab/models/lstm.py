@@ -7,6 +7,7 @@ orthogonal recurrent weights, forget-gate bias 1.0, no weight decay needed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import torch
 import torch.nn as nn
@@ -68,5 +69,32 @@ class LSTMLM(nn.Module):
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """idx: LongTensor[B, T] -> logits[B, T, V]; each sequence starts from a zero state."""
-        h, _ = self.lstm(self.wte(idx))
+        x = self.wte(idx)
+        if _cpu_autocast_bf16(x) and not cpu_bf16_lstm_supported():
+            # oneDNN has a bf16 LSTM only on CPUs with AVX-512: elsewhere the recurrence runs
+            # in fp32 and the rest of the model stays under BF16 autocast
+            with torch.autocast("cpu", enabled=False):
+                h, _ = self.lstm(x.float())
+        else:
+            h, _ = self.lstm(x)
         return self.lm_head(self.drop(h))
+
+
+def _cpu_autocast_bf16(x: torch.Tensor) -> bool:
+    return (
+        x.device.type == "cpu"
+        and torch.is_autocast_enabled("cpu")
+        and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    )
+
+
+@cache
+def cpu_bf16_lstm_supported() -> bool:
+    """Whether this CPU runs nn.LSTM under BF16 autocast (asked once per process)."""
+    lstm = nn.LSTM(4, 4, batch_first=True)
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            lstm(torch.zeros(1, 2, 4))
+    except RuntimeError:
+        return False
+    return True

@@ -25,10 +25,6 @@ CONTROLS = (("phoneme-bigram oracle", "phoneme_bigram", "C3"), ("unit unigram", 
             "C4"))  # fmt: skip
 
 
-def has_swuggy(df: pd.DataFrame) -> bool:
-    return "swuggy.lexical_all" in df and df["swuggy.lexical_all"].notna().any()
-
-
 def _control(df: pd.DataFrame, name: str) -> float | None:
     for col in (f"swuggy.controls.{name}.heldout.lexical_all",
                 f"swuggy.controls.{name}.lexical_all"):  # fmt: skip

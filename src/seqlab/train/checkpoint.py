@@ -1,29 +1,131 @@
-"""Atomic checkpoints, loaded with weights_only=True (no arbitrary pickles)."""
+"""Checkpoints: atomic, self-checking, loaded with weights_only=True (no arbitrary pickles).
+
+A checkpoint file is a torch.save of {format, size, sha256, payload}: the payload is the
+torch.save bytes of the state itself, and size and sha256 are recorded at save, so a torn or
+bit-flipped file is recognised on load instead of resuming (or publishing) garbage. Files
+written before this format load as they are.
+
+The `Checkpointer` of a trial keeps the last two resumable states (`ckpt/last.pt`, then
+`ckpt/prev.pt`), falls back to the older one when the newer is corrupt, and keeps the best
+weights (`ckpt/best.pt`) together with the step and the metrics they were scored at.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from seqlab.io import SeqlabError, atomic_write
+from seqlab.io import SeqlabError, atomic_write, remove_stale_temps
+
+FORMAT = "seqlab-checkpoint-1"
 
 
-def save_checkpoint(path: str | Path, obj: dict[str, Any]) -> Path:
-    """torch.save into a temp file, then rename: a kill mid-write leaves the old file intact."""
-    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+class CorruptCheckpoint(SeqlabError):
+    """A checkpoint that exists but fails its integrity check or cannot be read."""
+
+
+def save_checkpoint(path: str | Path, obj: dict[str, Any], keep_previous: Path | None = None):
+    """Serialise, record size and sha256, write atomically (see seqlab.io.atomic_write)."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    view = buf.getbuffer()
+    record = {"format": FORMAT, "size": len(view), "sha256": hashlib.sha256(view).hexdigest(),
+              "payload": torch.frombuffer(view, dtype=torch.uint8)}  # fmt: skip
+    return atomic_write(path, lambda tmp: torch.save(record, tmp), keep_previous=keep_previous)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load tensors, dicts, lists and primitives only (weights_only=True)."""
+    """Load and verify a checkpoint: tensors, dicts, lists and primitives only."""
     path = Path(path)
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        outer = torch.load(path, map_location="cpu", weights_only=True)
+        if not (isinstance(outer, dict) and outer.get("format") == FORMAT):
+            return _to(outer, map_location)  # a file from before integrity records
+        payload = outer["payload"].numpy().tobytes()
+        if len(payload) != outer["size"] or hashlib.sha256(payload).hexdigest() != outer["sha256"]:
+            raise ValueError("size or sha256 differs from the values recorded at save")
+        return torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise SeqlabError(f"{path}: checkpoint not found") from None
     except Exception as e:
-        raise SeqlabError(
-            f"{path}: unreadable checkpoint ({type(e).__name__}: {str(e).splitlines()[0]}); "
-            "delete it to start the trial afresh"
+        raise CorruptCheckpoint(
+            f"{path}: corrupt checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})"
         ) from None
+
+
+def _to(obj: Any, map_location: str | torch.device) -> Any:
+    if map_location == "cpu":
+        return obj
+    if torch.is_tensor(obj):
+        return obj.to(map_location)
+    if isinstance(obj, dict):
+        return {k: _to(v, map_location) for k, v in obj.items()}
+    return obj
+
+
+class Checkpointer:
+    """The checkpoints of one trial directory (rank 0 writes; every rank may read)."""
+
+    def __init__(self, ckpt_dir: Path, writer: bool = True) -> None:
+        self.dir, self.writer = Path(ckpt_dir), writer
+        self.last, self.prev, self.best = (self.dir / n for n in ("last.pt", "prev.pt", "best.pt"))
+
+    def start(self) -> list[Path]:
+        """Remove temp files a killed write left (trial start); returns them."""
+        return remove_stale_temps(self.dir) if self.writer else []
+
+    def save_state(self, state: dict[str, Any]) -> None:
+        """The resumable state becomes last.pt; the one before it prev.pt."""
+        if self.writer:
+            save_checkpoint(self.last, state, keep_previous=self.prev)
+
+    def load_state(
+        self, accept: Callable[[dict[str, Any]], bool], report: Callable[[str, str], None]
+    ) -> tuple[dict[str, Any] | None, bool]:
+        """(the newest intact state that `accept` takes, whether checkpoints were discarded).
+        A corrupt file is reported (report(path, why)) and removed; a state `accept` refuses
+        (another config) removes every checkpoint. No state: start the trial afresh."""
+        for path in (self.last, self.prev):
+            if not path.exists():
+                continue
+            try:
+                state = load_checkpoint(path)
+            except CorruptCheckpoint as e:
+                report(str(path), str(e))
+                if self.writer:
+                    path.unlink(missing_ok=True)
+                continue
+            if accept(state):
+                return state, False
+            self.discard()
+            return None, True
+        return None, False
+
+    def discard(self) -> None:
+        if self.writer:
+            for old in self.dir.glob("*.pt"):
+                old.unlink()
+
+    def save_best(self, weights: dict[str, Any], step: int, scores: dict[str, float]) -> None:
+        if self.writer:
+            save_checkpoint(self.best, {"model": weights, "step": step, "eval": scores})
+
+    def load_best(self) -> dict[str, Any] | None:
+        """best.pt if intact, else None (a corrupt one is removed: it must never be used)."""
+        if not self.best.exists():
+            return None
+        try:
+            return load_checkpoint(self.best)
+        except CorruptCheckpoint:
+            if self.writer:
+                self.best.unlink(missing_ok=True)
+            return None
+
+    def save_weights(self, name: str, weights: dict[str, Any], step: int) -> None:
+        if self.writer:
+            save_checkpoint(self.dir / name, {"model": weights, "step": step})

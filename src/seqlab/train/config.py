@@ -1,14 +1,12 @@
-"""The resolved training config of a trial: defaults, validation, dotted overrides."""
+"""The resolved training config of a trial, as the loop reads it (validated by seqlab.config)."""
 
 from __future__ import annotations
 
-import copy
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-from seqlab.io import SeqlabError
-
-PRECISIONS = ("fp32", "amp_bf16", "bf16_pure", "amp_fp16", "fp16_naive")
+from seqlab.config import PRECISIONS, Train, apply_overrides  # noqa: F401 (re-exported)
+from seqlab.config_load import check_params
 
 
 @dataclass
@@ -23,7 +21,7 @@ class GuardConfig:
     spike_factor: float = 0.0  # loss > factor x recent mean -> roll back (0 = off; e.g. 2.0)
     spike_window: int = 20  # steps in the recent-loss mean used by spike detection
     lr_cut: float = 0.8  # multiply the LR by this on each cut
-    min_lr: float = 0.0  # never cut below this LR
+    lr_floor: float = 0.0  # never cut below this LR (nor lift the schedule above its own LR)
     max_cuts: int = 5  # at most this many cuts per trial
     max_rollbacks: int = 3  # at most this many roll-backs per trial, then spikes are only logged
 
@@ -58,56 +56,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "train") -> TrainConfig:
-        """Build from a plain dict, rejecting unknown keys with the key's dotted name."""
+        """Validate a plain `train:` dict at every depth (seqlab.config.Train) and fill every
+        default; model/optim/schedule/augment stay plain dicts, guard becomes a GuardConfig."""
+        v = check_params(Train, d, where)
         known = {f.name for f in fields(cls)}
-        for k in d:
-            if k not in known:
-                raise SeqlabError(f"{where}.{k}: unknown training key; valid: {sorted(known)}")
-        d = dict(d)
-        g = d.pop("guard", {}) or {}
-        gknown = {f.name for f in fields(GuardConfig)}
-        for k in g:
-            if k not in gknown:
-                raise SeqlabError(f"{where}.guard.{k}: unknown guard key; valid: {sorted(gknown)}")
-        cfg = cls(**d, guard=GuardConfig(**g))
-        if cfg.precision not in PRECISIONS:
-            raise SeqlabError(f"{where}.precision: {cfg.precision!r} is not one of {PRECISIONS}")
-        for name in ("max_steps", "batch_size", "seq_len", "grad_accum", "eval_interval",
-                     "ckpt_interval", "log_interval"):  # fmt: skip
-            if getattr(cfg, name) < 1:
-                raise SeqlabError(f"{where}.{name}: must be >= 1, got {getattr(cfg, name)}")
-        if cfg.guard.max_skips < 1:
-            raise SeqlabError(f"{where}.guard.max_skips: must be >= 1, got {cfg.guard.max_skips}")
-        return cfg
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def get_dotted(d: dict[str, Any], key: str) -> Any:
-    """`get_dotted({"optim": {"lr": 1}}, "optim.lr") == 1`; KeyError if any part is missing."""
-    cur: Any = d
-    for part in key.split("."):
-        if not isinstance(cur, dict) or part not in cur:
-            raise KeyError(key)
-        cur = cur[part]
-    return cur
-
-
-def apply_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """A deep copy of `base` with dotted `overrides` applied; a key must already exist in base."""
-    out = copy.deepcopy(base)
-    for key, value in overrides.items():
-        parts = key.split(".")
-        cur = out
-        for p in parts[:-1]:
-            if not isinstance(cur.get(p), dict):
-                raise SeqlabError(f"override {key!r}: {p!r} is not a section of the base config")
-            cur = cur[p]
-        if parts[-1] not in cur:
-            raise SeqlabError(
-                f"override {key!r}: no such key in the base config "
-                f"(has {sorted(cur)}); fix the grid/variant or add the key to `train:`"
-            )
-        cur[parts[-1]] = copy.deepcopy(value)
-    return out
+        return cls(**{k: x for k, x in v.items() if k in known and k != "guard"},
+                   guard=GuardConfig(**v["guard"]))  # fmt: skip

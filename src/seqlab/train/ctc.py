@@ -1,10 +1,10 @@
 """Task `ctc`: neural features -> phonemes with CTC loss, scored by phoneme error rate.
 
 Batches are drawn as the baseline does (a random batch of trials every step, zero-padded, with
-day ids), but from a generator seeded by (seed, batch index), and augmentation noise comes from
-a torch generator seeded the same way, so data order and augmentation are a pure function of
-(seed, step): a resumed trial draws exactly what an uninterrupted one would. Augmentation is
-applied only while the model is in train mode (never in evaluation):
+day ids), but from a generator seeded by (seed, batch index), and augmentation is drawn on the
+device from a torch generator seeded the same way, so data order and augmentation are a pure
+function of (seed, step): a resumed trial draws exactly what an uninterrupted one would.
+Augmentation is applied only while the model is in train mode (never in evaluation):
 
     white_noise      sd of Gaussian noise added to every feature (baseline whiteNoiseSD)
     constant_offset  sd of one offset per channel per trial (baseline constantOffsetSD)
@@ -19,63 +19,18 @@ checkpoint with the lowest actual PER (`select = "per"`).
 
 from __future__ import annotations
 
-import zlib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 import torch
 
 from seqlab.data.neural import NeuralSplit, load_split, pad_batch
-from seqlab.eval.per import decode_split, forward, to_device
 from seqlab.io import SeqlabError
+from seqlab.models.gru_ctc import decode_split, forward
+from seqlab.train.augment import Augment, augment, batch_seed
 from seqlab.train.config import TrainConfig
-from seqlab.train.tasks import file_sha256
-
-
-@dataclass
-class Augment:
-    white_noise: float = 0.0
-    constant_offset: float = 0.0
-    time_mask_width: int = 0
-    time_mask_max: int = 0
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Augment:
-        known = [f.name for f in fields(cls)]
-        for k, v in d.items():
-            if k not in known:
-                raise SeqlabError(f"train.augment.{k}: unknown key; valid: {known}")
-            if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
-                raise SeqlabError(f"train.augment.{k}: {v!r} must be a number >= 0")
-        a = cls(**d)
-        a.time_mask_width, a.time_mask_max = int(a.time_mask_width), int(a.time_mask_max)
-        return a
-
-
-def batch_seed(seed: int, index: int, stream: str) -> int:
-    """A 63-bit seed per (trial seed, batch index, purpose)."""
-    return int(np.random.default_rng([seed, index, zlib.crc32(stream.encode())]).integers(2**63))
-
-
-def augment(x: torch.Tensor, frame_lens: torch.Tensor, a: Augment, seed: int) -> torch.Tensor:
-    """White noise, a constant offset per channel and trial, and time masks (new tensor)."""
-    g = torch.Generator().manual_seed(seed)  # on CPU: identical draws on every device
-    B, T, C = x.shape
-    if a.white_noise > 0:
-        x = x + (torch.randn(B, T, C, generator=g) * a.white_noise).to(x.device)
-    if a.constant_offset > 0:
-        x = x + (torch.randn(B, 1, C, generator=g) * a.constant_offset).to(x.device)
-    if a.time_mask_max > 0 and a.time_mask_width > 0:
-        keep = torch.ones(B, T, 1)
-        n = torch.randint(0, a.time_mask_max + 1, (B,), generator=g)
-        for j in range(B):
-            for _ in range(int(n[j])):
-                w = int(torch.randint(0, a.time_mask_width + 1, (1,), generator=g))
-                t0 = int(torch.randint(0, max(int(frame_lens[j]) - w, 0) + 1, (1,), generator=g))
-                keep[j, t0 : t0 + w] = 0.0
-        x = x * keep.to(x.device, x.dtype)
-    return x
+from seqlab.train.tasks import file_sha256, to_device
 
 
 class CTCTask:
@@ -110,7 +65,14 @@ class CTCTask:
         """Batch `index`: trials drawn without replacement by a (seed, index) generator."""
         rng = np.random.default_rng(batch_seed(self.seed, index, "batch"))
         idx = np.sort(rng.choice(len(self.train), self.batch_size, replace=False))
-        b: dict[str, Any] = to_device(pad_batch(self.train, idx), self.device)
+        host = {k: torch.from_numpy(np.ascontiguousarray(v))
+                for k, v in pad_batch(self.train, idx).items()}  # fmt: skip
+        b: dict[str, Any] = {k: to_device(host[k], self.device) for k in ("x", "y", "days")}
+        # lengths stay on the host (pinned on CUDA): packing and the CTC loss read them there
+        pin = self.device.type == "cuda"
+        b.update(
+            {k: host[k].pin_memory() if pin else host[k] for k in ("frame_lens", "phone_lens")}
+        )
         b["aug_seed"] = batch_seed(self.seed, index, "augment")
         return b
 

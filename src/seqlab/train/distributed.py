@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from seqlab.train.load import pick_device
+
 
 @dataclass
 class Dist:
@@ -42,13 +44,13 @@ class Dist:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t.item())
 
-    def mean(self, value: float) -> float:
-        """The mean of a per-rank scalar over ranks (the global micro-batch loss)."""
+    def mean_tensor(self, t: torch.Tensor) -> torch.Tensor:
+        """The mean over ranks of a scalar tensor, reduced where it lives (no host sync)."""
         if not self.enabled:
-            return value
-        t = torch.tensor([value], dtype=torch.float64, device=_collective_device())
+            return t
+        t = t.clone()
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
-        return t.item() / self.world
+        return t / self.world
 
     def gather_rng(self) -> list[torch.Tensor]:
         """Every rank's CPU RNG state (dropout draws differ per rank), for the checkpoint."""
@@ -73,9 +75,7 @@ def setup(device_name: str) -> tuple[Dist, torch.device]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     cuda = torch.cuda.is_available() and device_name in ("auto", "cuda")
     if world <= 1:
-        if device_name == "auto":
-            return Dist(), torch.device("cuda" if cuda else "cpu")
-        return Dist(), torch.device(device_name)
+        return Dist(), pick_device(device_name)
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if cuda else "gloo")

@@ -1,4 +1,5 @@
-"""Load trained models back from the results tree (the seeds' `load_latest_model`)."""
+"""Load trained models back: one loader for model.pt / ckpt/*.pt (evaluation, notebooks, the
+seeds' `load_latest_model`) and the one place where the `auto` device is chosen."""
 
 from __future__ import annotations
 
@@ -6,10 +7,40 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn as nn
 
 from seqlab.io import SeqlabError, read_json
 from seqlab.models import build_model
 from seqlab.train.checkpoint import load_checkpoint
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """`auto`: the GPU when there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise SeqlabError(f"device {name!r}: use auto, cpu, cuda or cuda:N") from None
+
+
+def load_model(
+    path: str | Path, map_location: str | torch.device = "cpu", spec: dict[str, Any] | None = None
+) -> tuple[nn.Module, dict[str, Any]]:
+    """(model in eval mode, the checkpoint dict) from a checkpoint file (weights_only).
+
+    model.pt carries the model's full spec (data-given sizes included); a resumable ckpt/*.pt
+    does not, so its caller passes `spec`. A trial skipped before training has no weights.
+    """
+    ck = load_checkpoint(path, map_location=map_location)
+    if ck.get("model") is None:
+        raise SeqlabError(f"{path}: the trial was skipped ({ck.get('skip_reason', 'no weights')})")
+    spec = ck.get("model_config") or spec
+    if spec is None:
+        raise SeqlabError(f"{path}: holds no model_config; load it through its trial's model.pt")
+    model = build_model(spec, spec["vocab_size"])
+    model.load_state_dict(ck["model"])
+    return model.to(map_location).eval(), ck
 
 
 def _trial_dirs(results: Path, experiment: str, run: str | None, seed: int | None) -> list[Path]:
@@ -62,11 +93,6 @@ def load_latest_model(
     path = max(candidates, key=lambda p: p.stat().st_mtime_ns)
     trial_dir = path.parent if checkpoint is None else path.parent.parent
     config = read_json(trial_dir / "config.json")
-    ck = load_checkpoint(path, map_location=map_location)
-    if ck.get("model") is None:
-        raise SeqlabError(f"{path}: the trial was skipped ({ck.get('skip_reason', 'no weights')})")
-    # model.pt carries the full spec (data-given sizes included); a ckpt/*.pt does not
-    spec = ck.get("model_config") or _spec_of(trial_dir, config)
-    model = build_model(spec, spec["vocab_size"])
-    model.load_state_dict(ck["model"])
-    return model.to(map_location).eval(), config, path
+    spec = None if checkpoint is None else _spec_of(trial_dir, config)
+    model, _ = load_model(path, map_location, spec)
+    return model, config, path

@@ -1,10 +1,19 @@
 """The training loop: one for every task, readable top to bottom.
 
 Input: a resolved trial config (what `config.json` holds). Output, in the trial directory:
-`metrics.json`, `log.jsonl`, `model.pt` (the best checkpoint by the task's real eval metric).
-Resumable state lives in `ckpt/` (`last.pt`, `best.pt`): rerunning a killed trial continues
-from `last.pt` and, on CPU, ends bitwise where an uninterrupted run would, because the data
+`metrics.json`, `log.jsonl` (appended while the trial runs), TensorBoard events and
+`model.pt` (the best checkpoint by the task's real eval metric). Resumable state lives in
+`ckpt/` (`last.pt`, `prev.pt`, `best.pt`): rerunning a killed trial continues from the newest
+intact state and, on CPU, ends bitwise where an uninterrupted run would, because the data
 order is a function of (seed, step) and the RNG state is checkpointed.
+
+The parts: `Run` holds what one trial trains (task, model, optimizer, precision) and does one
+update; `StabilityGuard` judges each update; `Checkpointer` saves and restores; `Logbook`
+records; `effective_lr` is the LR. On CUDA the steady-state step never waits for the device:
+loss and grad norm stay there and are read every `log_interval` steps (and before an
+evaluation or a checkpoint), a non-finite update is skipped on the device (the fused
+optimizers' found_inf), the next micro-batch is staged while the current one runs. The
+guard's counting, cuts and roll-backs then act at log granularity; on CPU at every step.
 """
 
 from __future__ import annotations
@@ -13,10 +22,7 @@ import contextlib
 import hashlib
 import json
 import math
-import platform
-import resource
 import statistics
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -26,19 +32,15 @@ from typing import Any
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-import seqlab
-from seqlab.io import atomic_write, write_json
+from seqlab.io import remove_stale_temps
 from seqlab.models import build_model, count_params, model_spec
 from seqlab.train import distributed
-from seqlab.train.checkpoint import load_checkpoint, save_checkpoint
+from seqlab.train.checkpoint import Checkpointer
 from seqlab.train.config import TrainConfig
-from seqlab.train.optim import build_optimizer, lr_at, set_lr
-from seqlab.train.precision import (
-    Precision,
-    optim_state_dtypes,
-    set_tf32,
-    unsupported_reason,
-)
+from seqlab.train.guard import StabilityGuard
+from seqlab.train.logbook import Logbook, write_metrics
+from seqlab.train.optim import apply_update, build_optimizer, effective_lr, set_lr
+from seqlab.train.precision import Precision, optim_state_dtypes, set_tf32, unsupported_reason
 from seqlab.train.tasks import Task, build_task
 
 
@@ -48,31 +50,25 @@ class Preempted(Exception):
 
 @dataclass
 class TrainerState:
-    """Everything besides weights and optimizer that a resumed trial must get back."""
+    """Everything besides weights, optimizer and guard that a resumed trial must get back."""
 
     step: int = 0
     best: float = math.inf
     best_step: int = -1
     bad_evals: int = 0
-    lr_scale: float = 1.0
-    n_cuts: int = 0
-    n_skipped: int = 0
-    consecutive_skips: int = 0
-    n_rollbacks: int = 0
     last_eval_step: int = -1
     last_eval: dict[str, float] = field(default_factory=dict)
     eval_at: dict[str, float] = field(default_factory=dict)
     train_loss_at: dict[str, float] = field(default_factory=dict)
-    recent: list[float] = field(default_factory=list)
+    best_eval_loss: float = math.nan
+    final_train_loss: float = math.nan
     tok_s: list[float] = field(default_factory=list)
     ms_iter: list[float] = field(default_factory=list)
-    log: list[dict[str, Any]] = field(default_factory=list)
     stop_reason: str = ""
 
 
-#: trainer fields a rollback keeps (the measurements and the guard's own state)
-ROLLBACK_KEEPS = ("lr_scale", "n_cuts", "n_rollbacks", "n_skipped", "best", "best_step",
-                  "bad_evals")  # fmt: skip
+#: trainer fields a roll-back keeps (the model selection made so far)
+ROLLBACK_KEEPS = ("best", "best_step", "bad_evals")
 #: train keys that do not change the weights' trajectory: a checkpoint made under other values
 #: of these is resumed (e.g. a larger max_steps continues a finished trial)
 BOOKKEEPING = {"max_steps", "eval_interval", "eval_batches", "ckpt_interval", "log_interval",
@@ -89,31 +85,192 @@ def trajectory_fingerprint(trial: dict[str, Any], data: dict[str, Any], world: i
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _silent(_line: str) -> None:
-    """The echo of ranks other than 0."""
+class Run:
+    """One trial's moving parts and the update they make together."""
 
+    def __init__(self, trial: dict[str, Any], cfg: TrainConfig, dd: distributed.Dist,
+                 device: torch.device, out: Path, echo: Callable[[str], None]) -> None:  # fmt: skip
+        self.cfg, self.dd, self.device, self.out = cfg, dd, device, out
+        torch.manual_seed(int(trial["seed"]))  # fixes the initialisation; the task the data
+        self.task: Task = build_task(trial, cfg, device)
+        self.prec = Precision(cfg.precision, device.type)
+        self.raw = build_model(cfg.model, self.task.vocab_size).to(device, self.prec.param_dtype)
+        model = torch.compile(self.raw) if cfg.compile else self.raw
+        if dd.enabled:
+            model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+        self.model = model
+        self.opt = build_optimizer(self.raw, cfg.optim)
+        self.scaler = self.prec.scaler()
+        self.guard = StabilityGuard(cfg.guard, self.scaler.is_enabled())
+        self.ckpt = Checkpointer(out / "ckpt", writer=dd.main)
+        self.log = Logbook(out, cfg.max_steps, echo, writer=dd.main)
+        self.st = TrainerState()
+        self.fingerprint = trajectory_fingerprint(trial, self.task.data_info(), dd.world)
+        self.cuda = device.type == "cuda"
+        # a non-finite update is skipped on the device (no sync) where the optimizer is fused
+        self.skip_on_device = self.cuda and getattr(self.opt, "_step_supports_amp_scaling", 0)
+        self._staged: tuple[int, Any] | None = None
+        self.t_last, self.steps_since = time.perf_counter(), 0
 
-def code_versions() -> dict[str, str]:
-    src = Path(seqlab.__file__).resolve().parent
-    try:
-        git = subprocess.run(
-            ["git", "-C", str(src), "describe", "--always", "--dirty"],
-            capture_output=True, text=True, timeout=5, check=True,
-        ).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        git = "unknown"
-    return {
-        "seqlab": seqlab.__version__,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "git": git,
-    }
+    def lr(self) -> float:
+        c, s = self.cfg, self.guard.state
+        base = float(c.optim.get("lr", 1e-3))
+        return effective_lr(self.st.step, c.schedule, base, c.max_steps, s.lr_scale,
+                            c.guard.lr_floor)  # fmt: skip
 
+    def _batch(self, micro: int) -> Any:
+        """Micro-batch `micro` of the global sequence; on CUDA the next one is then staged (its
+        gather and pinned non_blocking copy overlap the GPU's work on this one)."""
+        index = micro * self.dd.world + self.dd.rank
+        staged, self._staged = self._staged, None
+        return staged[1] if staged and staged[0] == index else self.task.train_batch(index)
 
-def peak_memory_mb(device: torch.device) -> tuple[float, str]:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "cpu_peak_rss"
+    def _stage(self, micro: int) -> None:
+        if self.cuda:
+            index = micro * self.dd.world + self.dd.rank
+            self._staged = (index, self.task.train_batch(index))
+
+    def update(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step over `grad_accum` micro-batches; (loss, grad norm) on device."""
+        accum, dd = self.cfg.grad_accum, self.dd
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        for j in range(accum):
+            micro = self.st.step * accum + j
+            batch = self._batch(micro)
+            sync = not dd.enabled or j == accum - 1  # DDP all-reduces on the last only
+            with self.prec.autocast(), contextlib.nullcontext() if sync else self.model.no_sync():
+                loss = self.task.loss(self.model, batch)
+                self.scaler.scale(loss / accum).backward()
+            self._stage(micro + 1)
+            loss_sum += loss.detach().double()
+        loss_t = dd.mean_tensor(loss_sum / accum)  # every rank judges the same number
+        gnorm_t = apply_update(self.opt, self.scaler, self.raw.parameters(), loss_t,
+                               self.cfg.grad_clip, self.cfg.guard.enabled)  # fmt: skip
+        return loss_t, gnorm_t
+
+    def evaluate(self) -> None:
+        st, cfg = self.st, self.cfg
+        self.model.eval()
+        with self.prec.autocast():
+            res = self.task.evaluate(self.raw if self.dd.enabled else self.model)
+        self.model.train()
+        st.last_eval, st.last_eval_step = res, st.step
+        self.log.eval(st.step, res)
+        if math.isfinite(res.get("eval_loss", math.nan)):
+            st.best_eval_loss = min(res["eval_loss"], st.best_eval_loss) if math.isfinite(
+                st.best_eval_loss) else res["eval_loss"]  # fmt: skip
+        if st.step in cfg.milestones:  # eval_loss_at: the loss, whatever picks the best
+            st.eval_at[str(st.step)] = res.get("eval_loss", res[self.task.select])
+        value = res[self.task.select]
+        if math.isfinite(value) and value < st.best - cfg.min_delta:
+            st.best, st.best_step, st.bad_evals = value, st.step, 0
+            self.ckpt.save_best(self.raw.state_dict(), st.step, res)
+        elif st.step > 0:
+            st.bad_evals += 1
+            if cfg.patience and st.bad_evals >= cfg.patience:
+                st.stop_reason = "early_stop"
+                self.log.event(st.step, "early_stop", best_step=st.best_step,
+                               patience=cfg.patience)  # fmt: skip
+
+    def save(self) -> None:
+        rng = self.dd.gather_rng()  # a collective: every rank takes part, rank 0 writes
+        self.ckpt.save_state({
+            "model": self.raw.state_dict(), "optim": self.opt.state_dict(),
+            "scaler": self.scaler.state_dict(), "rng": rng,
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.cuda else [],
+            "trainer": asdict(self.st), "guard": self.guard.state_dict(),
+            "fingerprint": self.fingerprint,
+        })  # fmt: skip
+        self.dd.barrier()
+
+    def restore(self, ck: dict[str, Any]) -> None:
+        """ck loaded on the CPU: RNG states stay CPU tensors; load_state_dict moves weights
+        and optimizer state to their parameters' device."""
+        self.raw.load_state_dict(ck["model"])
+        self.opt.load_state_dict(ck["optim"])
+        self.scaler.load_state_dict(ck["scaler"])
+        torch.set_rng_state(ck["rng"][min(self.dd.rank, len(ck["rng"]) - 1)])
+        if ck["cuda_rng"]:
+            torch.cuda.set_rng_state_all(ck["cuda_rng"])
+        self.st = TrainerState(**ck["trainer"])
+        self._staged = None
+
+    def start(self) -> None:
+        """Resume from the newest intact checkpoint of this trajectory, or start afresh (and
+        evaluate step 0, the start of every curve). Says in the log what it found."""
+        if self.dd.main:
+            remove_stale_temps(self.out)
+        self.ckpt.start()
+        corrupt: list[tuple[str, str]] = []
+        state, discarded = self.ckpt.load_state(
+            lambda s: s.get("fingerprint") == self.fingerprint,
+            lambda path, why: corrupt.append((path, why)),
+        )
+        if state is not None:
+            self.restore(state)
+            self.guard.load_state_dict(state["guard"])
+        self.log.open(self.st.step if state is not None else None)
+        for path, why in corrupt:
+            self.log.event(self.st.step, "ckpt_corrupt", path=path, why=why,
+                           then="resume" if state is not None else "restart")  # fmt: skip
+        if state is None:
+            if discarded:  # another config or other data: resuming would publish stale results
+                self.log.event(0, "ckpt_discarded", why="config or data changed")
+            self.evaluate()
+            return
+        if self.st.best_step >= 0 and self.ckpt.load_best() is None:  # every rank agrees
+            self.log.event(self.st.step, "best_lost", best_step=self.st.best_step)
+            self.st.best, self.st.best_step, self.st.bad_evals = math.inf, -1, 0
+        self.log.event(self.st.step, "resume", from_step=self.st.step)
+
+    def judge(self, pending: list[tuple[int, float, torch.Tensor, torch.Tensor]]) -> bool:
+        """Read the pending steps' numbers (one device sync) and let the guard judge them in
+        order; log at the log interval. False: the trial rolled back (or diverged)."""
+        values = torch.stack([torch.stack((lo, g.double())) for _, _, lo, g in pending]).tolist()
+        st, cfg = self.st, self.cfg
+        for (step, lr, _, _), (loss, gnorm) in zip(pending, values, strict=True):
+            v = self.guard.observe(loss, gnorm, self.ckpt.last.exists() or self.ckpt.prev.exists())
+            for name, info in v.events:
+                self.log.event(step, name, **info)
+            if v.diverged:
+                st.stop_reason = "diverged"
+                return False
+            if v.rollback:
+                self.roll_back(step, loss)
+            for why in v.cuts:
+                cut = self.guard.cut(why, self.lr())
+                if cut is not None:
+                    self.log.event(st.step if v.rollback else step, "lr_cut", **cut)
+            if v.rollback:
+                return False
+            if step in cfg.milestones:
+                st.train_loss_at[str(step)] = loss
+            if step % cfg.log_interval == 0 or step == cfg.max_steps:
+                st.final_train_loss = loss
+                self.log.train(step, loss, lr, gnorm, self.tok_s(step))
+        return True
+
+    def roll_back(self, step: int, loss: float) -> None:
+        """Weights, optimizer, RNG, step and replayed records go back; decisions stay."""
+        kept = {k: getattr(self.st, k) for k in ROLLBACK_KEEPS}
+        state, _ = self.ckpt.load_state(lambda s: True, lambda path, why: None)
+        assert state is not None  # the guard rolls back only where a checkpoint exists
+        self.restore(state)
+        self.st.__dict__.update(kept)
+        self.guard.rolled_back(state["guard"])
+        self.log.rewind(self.st.step)
+        self.log.event(self.st.step, "rollback", loss=loss, from_step=step, to_step=self.st.step)
+
+    def tok_s(self, step: int) -> float:
+        """Tokens/s over the steps since the last log line (eval/ckpt time left out)."""
+        dt = time.perf_counter() - self.t_last
+        n = max(self.steps_since, 1)
+        tok_s = n * self.cfg.grad_accum * self.dd.world * self.task.tokens_per_batch / dt
+        if step > self.cfg.log_interval:  # the first interval is warm-up, kept out of medians
+            self.st.tok_s.append(tok_s)
+            self.st.ms_iter.append(1000 * dt / n)
+        self.t_last, self.steps_since = time.perf_counter(), 0
+        return tok_s
 
 
 def train(
@@ -124,288 +281,104 @@ def train(
 ) -> dict[str, Any]:
     """Train one trial to completion (or resume it) and write its outputs; returns metrics."""
     cfg = TrainConfig.from_dict(trial["train"])
-    out, ckpt_dir = Path(out_dir), Path(out_dir) / "ckpt"
+    out, t_start = Path(out_dir), time.time()
     torch.set_num_threads(cfg.threads)
     dd, device = distributed.setup(cfg.device)
-    if not dd.main:
-        echo = _silent
-    seed = int(trial["seed"])
-    t_start = time.time()
+    echo = echo if dd.main else (lambda _line: None)  # rank 0 speaks
     tf32 = set_tf32(cfg.tf32)  # explicit and recorded: "fp32" means IEEE fp32 unless tf32
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)  # this trial's peak, not the process's
-
     reason = unsupported_reason(cfg.precision, device)
     if reason is not None:  # a precision this device cannot run: recorded, not failed
         echo(f"skipping trial: {reason}")
         dd.close()
         if not dd.main:
             return {"stop_reason": "unsupported", "rank": dd.rank}
-        return _finish(out, trial, cfg, None, TrainerState(stop_reason="unsupported"), {}, device,
-                       t_start, 0, extra={"skip_reason": reason})  # fmt: skip
+        st = TrainerState(stop_reason="unsupported")
+        return write_metrics(out, trial, cfg, None, st, {}, device, t_start,
+                             extra={"skip_reason": reason})  # fmt: skip
 
-    torch.manual_seed(seed)  # fixes the initialisation; the task fixes the data order
-    task: Task = build_task(trial, cfg, device)
-    prec = Precision(cfg.precision, device.type)
-    raw_model = build_model(cfg.model, task.vocab_size).to(device=device, dtype=prec.param_dtype)
-    model = torch.compile(raw_model) if cfg.compile else raw_model
-    if dd.enabled:
-        model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
-    opt = build_optimizer(raw_model, cfg.optim)
-    scaler = prec.scaler()
-    base_lr = float(cfg.optim["lr"])
-    st = TrainerState()
-    fingerprint = trajectory_fingerprint(trial, task.data_info(), dd.world)
+    run = Run(trial, cfg, dd, device, out, echo)
+    try:
+        run.start()
+        run.model.train()
+        # CUDA: the loss and grad norm stay on the device until the log interval (or side work)
+        read_every = cfg.log_interval if device.type == "cuda" else 1
+        pending: list[tuple[int, float, torch.Tensor, torch.Tensor]] = []
+        run.t_last = time.perf_counter()
+        while run.st.step < cfg.max_steps and not run.st.stop_reason:
+            lr = run.lr()
+            set_lr(run.opt, lr)
+            loss, gnorm = run.update()
+            run.st.step += 1
+            run.steps_since += 1
+            step = run.st.step
+            evaluate = step % cfg.eval_interval == 0 or step in cfg.milestones
+            checkpoint = step % cfg.ckpt_interval == 0
+            pending.append((step, lr, loss, gnorm))
+            due = step % read_every == 0 or evaluate or checkpoint or step == cfg.max_steps
+            stop_now = _stop_requested(dd, should_stop, due) and step < cfg.max_steps
+            if due or stop_now:
+                judged, pending = run.judge(pending), []
+                if not judged:
+                    continue  # rolled back (replay from the checkpoint) or diverged
+            t_side = time.perf_counter()  # eval and checkpoint time stay out of tok/s
+            if evaluate or step == cfg.max_steps:
+                run.evaluate()
+            if step in cfg.keep_steps:  # weights only, for evaluations over steps
+                run.ckpt.save_weights(f"step{step}.pt", run.raw.state_dict(), step)
+            if stop_now:
+                run.log.event(step, "preempted")
+            if checkpoint or stop_now:
+                run.save()
+            run.t_last += time.perf_counter() - t_side
+            if stop_now:
+                raise Preempted(f"stopped at step {step}; checkpoint saved, rerun to resume")
 
-    def save(path: Path) -> None:
-        rng = dd.gather_rng()  # a collective: every rank takes part, rank 0 writes
-        if dd.main:
-            save_checkpoint(path, {
-                "model": raw_model.state_dict(), "optim": opt.state_dict(),
-                "scaler": scaler.state_dict(), "rng": rng,
-                "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
-                "trainer": asdict(st), "fingerprint": fingerprint,
-            })  # fmt: skip
+        st = run.st
+        if st.last_eval_step != st.step:
+            run.evaluate()
+        st.stop_reason = st.stop_reason or "max_steps"
         dd.barrier()
-
-    def restore(ck: dict[str, Any], trainer_too: bool) -> None:
-        """ck loaded on the CPU: RNG states must stay CPU tensors; load_state_dict moves the
-        weights and the optimizer state to their parameters' device."""
-        raw_model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optim"])
-        scaler.load_state_dict(ck["scaler"])
-        torch.set_rng_state(ck["rng"][min(dd.rank, len(ck["rng"]) - 1)])
-        if ck["cuda_rng"]:
-            torch.cuda.set_rng_state_all(ck["cuda_rng"])
-        if trainer_too:
-            st.__dict__.update(TrainerState(**ck["trainer"]).__dict__)
-
-    def event(name: str, **info: Any) -> None:
-        st.log.append({"kind": "event", "step": st.step, "event": name, **info})
-        echo(f"step {st.step} | event {name} " + " ".join(f"{k}={v}" for k, v in info.items()))
-
-    def cut_lr(why: str) -> None:
-        g = cfg.guard
-        lr_now = lr_at(st.step, cfg.schedule, base_lr, cfg.max_steps) * st.lr_scale
-        if st.n_cuts >= g.max_cuts or lr_now <= g.min_lr:
-            return
-        st.lr_scale *= g.lr_cut
-        st.n_cuts += 1
-        event("lr_cut", why=why, lr_scale=round(st.lr_scale, 6), n_cuts=st.n_cuts)
-
-    def evaluate() -> None:
-        model.eval()
-        with prec.autocast():
-            res = task.evaluate(raw_model if dd.enabled else model)
-        model.train()
-        st.last_eval, st.last_eval_step = res, st.step
-        st.log.append({"kind": "eval", "step": st.step, **res})
-        if st.step in cfg.milestones:  # eval_loss_at: the loss, whatever picks the best
-            st.eval_at[str(st.step)] = res.get("eval_loss", res[task.select])
-        value = res[task.select]
-        echo(f"step {st.step} | eval " + " | ".join(f"{k} {v:.4f}" for k, v in res.items()))
-        if math.isfinite(value) and value < st.best - cfg.min_delta:
-            st.best, st.best_step, st.bad_evals = value, st.step, 0
-            if dd.main:
-                save_checkpoint(ckpt_dir / "best.pt", {"model": raw_model.state_dict(),
-                                                    "step": st.step, "eval": res})  # fmt: skip
-        elif st.step > 0:
-            st.bad_evals += 1
-            if cfg.patience and st.bad_evals >= cfg.patience:
-                st.stop_reason = "early_stop"
-                event("early_stop", best_step=st.best_step, patience=cfg.patience)
-
-    resumed = False
-    if (ckpt_dir / "last.pt").exists():
-        ck = load_checkpoint(ckpt_dir / "last.pt")
-        if ck.get("fingerprint") == fingerprint:
-            restore(ck, trainer_too=True)
-            event("resume", from_step=st.step)
-            resumed = True
-        else:  # made by another config or other data: resuming would publish stale results
-            if dd.main:
-                for old in ckpt_dir.glob("*.pt"):
-                    old.unlink()
-            dd.barrier()
-            event("ckpt_discarded", why="config or data changed since the checkpoint")
-    if not resumed:
-        evaluate()  # step 0: the untrained loss, the start of every curve
-
-    model.train()
-    accum = cfg.grad_accum
-    t_last, steps_since = time.perf_counter(), 0
-    while st.step < cfg.max_steps and not st.stop_reason:
-        lr = lr_at(st.step, cfg.schedule, base_lr, cfg.max_steps) * st.lr_scale
-        if st.lr_scale < 1.0:
-            lr = max(lr, cfg.guard.min_lr)
-        set_lr(opt, lr)
-        loss_sum = 0.0
-        for micro in range(accum):
-            batch = task.train_batch((st.step * accum + micro) * dd.world + dd.rank)
-            sync = not dd.enabled or micro == accum - 1  # DDP all-reduces on the last only
-            with prec.autocast(), contextlib.nullcontext() if sync else model.no_sync():
-                loss = task.loss(model, batch)
-                scaler.scale(loss / accum).backward()
-            loss_sum += loss.item()
-        train_loss = dd.mean(loss_sum / accum)  # every rank decides skips on the same number
-        scaler.unscale_(opt)
-        clip = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
-        gnorm = torch.nn.utils.clip_grad_norm_(raw_model.parameters(), clip).item()
-        finite = math.isfinite(train_loss) and math.isfinite(gnorm)
-        if scaler.is_enabled():
-            scaler.step(opt)  # skips the update itself on inf/nan grads, then lowers the scale
-            scaler.update()
-        elif finite or not cfg.guard.enabled:
-            opt.step()
-        opt.zero_grad(set_to_none=True)
-        st.step += 1
-        steps_since += 1
-
-        # the stability guard: skip non-finite updates, cut the LR, roll back after a spike
-        g = cfg.guard
-        st.consecutive_skips = 0 if finite else st.consecutive_skips + 1  # GradScaler's too
-        if not math.isfinite(train_loss) and (
-            not g.enabled or st.consecutive_skips >= 10 * g.max_skips
-        ):
-            st.stop_reason = "diverged"
-            event("diverged", loss=train_loss)
-            break
-        if not finite and not scaler.is_enabled() and g.enabled:
-            st.n_skipped += 1
-            event("skip_update", loss=train_loss, gnorm=gnorm)
-            if st.consecutive_skips % g.max_skips == 0:
-                cut_lr(f"{st.consecutive_skips} consecutive non-finite updates")
-        elif finite:
-            if g.enabled and g.gnorm_threshold and gnorm > g.gnorm_threshold:
-                cut_lr(f"grad norm {gnorm:.2f} > {g.gnorm_threshold}")
-            window = st.recent[-g.spike_window :]
-            spiking = g.enabled and g.spike_factor and len(window) >= max(2, g.spike_window // 2)
-            if spiking and train_loss > g.spike_factor * statistics.fmean(window):
-                if st.n_rollbacks < g.max_rollbacks and (ckpt_dir / "last.pt").exists():
-                    to_step, kept = st.step, dict(st.__dict__)
-                    restore(load_checkpoint(ckpt_dir / "last.pt"), trainer_too=True)
-                    # weights, optimizer, RNG and step go back; what was measured stays
-                    for k in ROLLBACK_KEEPS:
-                        setattr(st, k, kept[k])
-                    st.n_rollbacks += 1
-                    st.log = [
-                        e for e in kept["log"] if e["kind"] == "event" or e["step"] <= st.step
-                    ]
-                    event("rollback", loss=train_loss, from_step=to_step, to_step=st.step)
-                    cut_lr("loss spike")
-                    continue
-                event("spike", loss=train_loss, rollbacks_left=0)
-            st.recent = (st.recent + [train_loss])[-g.spike_window :]
-        if st.step in cfg.milestones:
-            st.train_loss_at[str(st.step)] = train_loss
-
-        if st.step % cfg.log_interval == 0 or st.step == cfg.max_steps:
-            dt = time.perf_counter() - t_last
-            tok_s = steps_since * accum * dd.world * task.tokens_per_batch / dt
-            if st.step > cfg.log_interval:  # the first interval is warm-up, kept out of medians
-                st.tok_s.append(tok_s)
-                st.ms_iter.append(1000 * dt / steps_since)
-            st.log.append({"kind": "train", "step": st.step, "loss": train_loss, "lr": lr,
-                           "gnorm": gnorm, "tok_s": tok_s})  # fmt: skip
-            echo(f"step {st.step} | loss {train_loss:.4f} | tok/s {tok_s / 1000:.0f}k | "
-                 f"lr {lr:.2e} | gnorm {gnorm:.2f}")  # fmt: skip
-            t_last, steps_since = time.perf_counter(), 0
-        t_side = time.perf_counter()  # eval and checkpoint time stay out of tok/s and ms/iter
-        if (
-            st.step % cfg.eval_interval == 0
-            or st.step in cfg.milestones
-            or st.step == cfg.max_steps
-        ):
-            evaluate()
-        if st.step in cfg.keep_steps and dd.main:  # weights only, for evaluations over steps
-            save_checkpoint(ckpt_dir / f"step{st.step}.pt",
-                            {"model": raw_model.state_dict(), "step": st.step})  # fmt: skip
-        stop_now = dd.any(should_stop()) and st.step < cfg.max_steps
-        if stop_now:
-            event("preempted")
-        if st.step % cfg.ckpt_interval == 0 or stop_now:
-            save(ckpt_dir / "last.pt")
-        t_last += time.perf_counter() - t_side
-        if stop_now:
-            dd.close()
-            raise Preempted(f"stopped at step {st.step}; checkpoint saved, rerun to resume")
-
-    if st.last_eval_step != st.step:
-        evaluate()
-    st.stop_reason = st.stop_reason or "max_steps"
-    n_params = count_params(raw_model)
-    dd.barrier()
-    dd.close()
+    finally:
+        run.log.close()
+        dd.close()
     if not dd.main:  # rank 0 alone writes the outputs
         return {"steps": st.step, "stop_reason": st.stop_reason, "rank": dd.rank}
-    best = ckpt_dir / "best.pt"
-    best_state = load_checkpoint(best)["model"] if best.exists() else raw_model.state_dict()
-    model_file = {"model": best_state, "model_config": model_spec(raw_model),
-                  "vocab_size": task.vocab_size, "step": st.best_step, "trial": trial}  # fmt: skip
-    extra = {"world_size": dd.world, "tf32": tf32, "optim_state_dtypes": optim_state_dtypes(opt),
-             "param_dtype": str(prec.param_dtype).removeprefix("torch.")}  # fmt: skip
+    return _publish(run, trial, tf32, t_start)
+
+
+def _stop_requested(dd: distributed.Dist, should_stop: Callable[[], bool], due: bool) -> bool:
+    """The stop flag, every step in one process; under DDP only at read points, where all
+    ranks agree on it by one collective."""
+    if not dd.enabled:
+        return should_stop()
+    return dd.any(should_stop()) if due else False
+
+
+def _publish(run: Run, trial: dict[str, Any], tf32: dict[str, str], t_start: float):
+    """model.pt from the intact best checkpoint, so its weights always match its step and
+    metrics; a lost best.pt is said in the log and the final weights are published under
+    their own step and scores instead."""
+    st, task, dd = run.st, run.task, run.dd
+    best = run.ckpt.load_best()
+    if best is not None and best["step"] != st.best_step:  # never another step's weights
+        best = None
+    if best is None and st.best_step >= 0:
+        run.log.open(st.step)
+        run.log.event(st.step, "best_lost", best_step=st.best_step, then="final weights")
+        run.log.close()
+        st.best, st.best_step = st.last_eval[task.select], st.step
+    if best is None:
+        best = {"model": run.raw.state_dict(), "step": st.best_step, "eval": st.last_eval}
+    model_file = {"model": best["model"], "model_config": model_spec(run.raw),
+                  "vocab_size": task.vocab_size, "step": best["step"],
+                  "eval": best.get("eval", {}), "trial": trial}  # fmt: skip
+    extra = {"world_size": dd.world, "tf32": tf32, "guard": run.guard.state_dict(),
+             "optim_state_dtypes": optim_state_dtypes(run.opt),
+             "param_dtype": str(run.prec.param_dtype).removeprefix("torch.")}  # fmt: skip
     if hasattr(task, "perf_metrics"):  # optional Task hook: MFU for text_lm, per device
         tok_s = statistics.median(st.tok_s) if st.tok_s else math.nan
-        extra.update(task.perf_metrics(tok_s / dd.world, device))
-    return _finish(out, trial, cfg, task, st, model_file, device, t_start, n_params,
-                   extra=extra)  # fmt: skip
-
-
-def _finish(
-    out: Path,
-    trial: dict[str, Any],
-    cfg: TrainConfig,
-    task: Task | None,
-    st: TrainerState,
-    model_file: dict[str, Any],
-    device: torch.device,
-    t_start: float,
-    n_params: int,
-    extra: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Publish model.pt, log.jsonl, then metrics.json (the rule's target) last."""
-    # a skipped trial still publishes model.pt (the rule's output), saying why it has none
-    save_checkpoint(out / "model.pt", model_file or {"model": None, **(extra or {})})
-    lines = "".join(json.dumps(e) + "\n" for e in st.log)
-    atomic_write(out / "log.jsonl", lambda tmp: tmp.write_text(lines))
-    mem, mem_kind = peak_memory_mb(device)
-    final = st.last_eval
-    metrics = {
-        "experiment": trial.get("experiment"),
-        "run": trial.get("run"),
-        "seed": trial.get("seed"),
-        "task": trial.get("task", "unit_lm"),
-        "steps": st.step,
-        "max_steps": cfg.max_steps,
-        "stop_reason": st.stop_reason,
-        "select_metric": task.select if task else None,
-        "final_eval_loss": final.get("eval_loss", math.nan),
-        "best_eval_loss": min(
-            (e["eval_loss"] for e in st.log if e["kind"] == "eval"), default=math.nan
-        ),
-        "best": st.best if math.isfinite(st.best) else math.nan,
-        "best_step": st.best_step,
-        "eval_loss_at": st.eval_at,
-        "train_loss_at": st.train_loss_at,
-        "final_train_loss": next(
-            (e["loss"] for e in reversed(st.log) if e["kind"] == "train"), math.nan
-        ),
-        "tokens_per_s": statistics.median(st.tok_s) if st.tok_s else math.nan,
-        "ms_per_iter": statistics.median(st.ms_iter) if st.ms_iter else math.nan,
-        "peak_mem_mb": mem,
-        "peak_mem_kind": mem_kind,
-        "wall_s": time.time() - t_start,
-        "params": n_params,
-        "precision": cfg.precision,
-        "n_skipped": st.n_skipped,
-        "n_lr_cuts": st.n_cuts,
-        "n_rollbacks": st.n_rollbacks,
-        "device": str(device),
-        "versions": code_versions(),
-        "data": task.data_info() if task else {},
-        "model_path": "model.pt" if model_file else None,  # None: skipped, no weights
-        **{f"final_{k}": v for k, v in final.items() if k != "eval_loss"},
-        **(extra or {}),
-    }
-    write_json(out / "metrics.json", metrics)
-    return metrics
+        extra.update(task.perf_metrics(tok_s / dd.world, run.device))
+    return write_metrics(run.out, trial, run.cfg, task, st, model_file, run.device, t_start,
+                   count_params(run.raw), extra=extra)  # fmt: skip

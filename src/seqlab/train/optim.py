@@ -3,7 +3,10 @@
 `lr_at` is a pure function of the step, so a resumed trial needs only its step to continue
 the schedule exactly (no scheduler state in the checkpoint).
 
-optim keys (defaults): name (required: adam | adamw | sgd), lr (required),
+Keys are validated once, with the rest of the config, by `seqlab.config`; here missing keys
+take the same defaults and nothing is checked on the hot path.
+
+optim keys (defaults): name (adam | adamw | sgd; adam), lr (1e-3),
 betas [0.9, 0.999], eps 1e-8, weight_decay 0.0, momentum 0.0 (sgd),
 decay_2d_only false, fused null (= auto: on when every parameter is on CUDA).
 Keys that do not apply to the chosen optimizer (betas for sgd, momentum for adam) are
@@ -21,11 +24,11 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from seqlab.io import SeqlabError
-
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "inverse_sqrt", "linear")
 OPTIM_DEFAULTS: dict[str, Any] = {
+    "name": "adam",
+    "lr": 1e-3,
     "betas": [0.9, 0.999],
     "eps": 1e-8,
     "weight_decay": 0.0,
@@ -39,18 +42,6 @@ SCHEDULE_DEFAULTS: dict[str, Any] = {
     "warmup_init": 0.0,
     "min_lr": 0.0,
 }
-
-
-def _check_keys(section: str, cfg: dict[str, Any], valid: list[str]) -> None:
-    for key in cfg:
-        if key not in valid:
-            raise SeqlabError(f"{section}.{key}: unknown key; valid keys: {valid}")
-
-
-def _number(section: str, key: str, value: Any, lo: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= lo:
-        raise SeqlabError(f"{section}.{key}: {value!r} must be a number >= {lo}")
-    return float(value)
 
 
 def param_groups(model: nn.Module, weight_decay: float, decay_2d_only: bool) -> list[dict]:
@@ -73,35 +64,16 @@ def build_optimizer(model: nn.Module, cfg: dict[str, Any]) -> torch.optim.Optimi
     algorithm. weight_decay is always passed, so AdamW's torch default of 0.01 never applies
     silently.
     """
-    _check_keys("optim", cfg, ["name", "lr", *OPTIM_DEFAULTS])
-    name = cfg.get("name")
-    if name not in OPTIMIZERS:
-        raise SeqlabError(f"optim.name: {name!r} is not one of {list(OPTIMIZERS)}")
-    if "lr" not in cfg:
-        raise SeqlabError("optim.lr: missing (the base learning rate)")
     c = {**OPTIM_DEFAULTS, **cfg}
-    lr = _number("optim", "lr", c["lr"])
-    wd = _number("optim", "weight_decay", c["weight_decay"])
-    if not isinstance(c["decay_2d_only"], bool):
-        raise SeqlabError(f"optim.decay_2d_only: {c['decay_2d_only']!r} must be true or false")
-    if c["fused"] not in (None, True, False):
-        raise SeqlabError(f"optim.fused: {c['fused']!r} must be true, false or null (auto)")
-    groups = param_groups(model, wd, c["decay_2d_only"])
+    lr, wd = float(c["lr"]), float(c["weight_decay"])
+    groups = param_groups(model, wd, bool(c["decay_2d_only"]))
     fused = c["fused"]
     if fused is None:  # auto, as nanoGPT: the fused kernel where it is known to pay, on CUDA
         fused = all(p.is_cuda for g in groups for p in g["params"])
-    if name == "sgd":
-        momentum = _number("optim", "momentum", c["momentum"])
-        return torch.optim.SGD(groups, lr=lr, momentum=momentum, fused=fused)
-    betas = c["betas"]
-    if not (isinstance(betas, list | tuple) and len(betas) == 2):
-        raise SeqlabError(f"optim.betas: {betas!r} must be a list of two numbers in [0, 1)")
-    for b in betas:
-        if not _number("optim", "betas", b) < 1.0:
-            raise SeqlabError(f"optim.betas: {betas!r} must be a list of two numbers in [0, 1)")
-    eps = _number("optim", "eps", c["eps"])
-    opt_cls = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
-    return opt_cls(groups, lr=lr, betas=tuple(betas), eps=eps, fused=fused)
+    if c["name"] == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=float(c["momentum"]), fused=fused)
+    opt_cls = torch.optim.AdamW if c["name"] == "adamw" else torch.optim.Adam
+    return opt_cls(groups, lr=lr, betas=tuple(c["betas"]), eps=float(c["eps"]), fused=fused)
 
 
 def lr_at(step: int, cfg: dict[str, Any], base_lr: float, max_steps: int) -> float:
@@ -120,20 +92,8 @@ def lr_at(step: int, cfg: dict[str, Any], base_lr: float, max_steps: int) -> flo
                     with warmup 0, base_lr / sqrt(max(step, 1)) (fairseq would give 0).
                     min_lr, when set, is a floor.
     """
-    _check_keys("schedule", cfg, list(SCHEDULE_DEFAULTS))
     c = {**SCHEDULE_DEFAULTS, **cfg}
-    name, warmup = c["name"], c["warmup"]
-    if name not in SCHEDULES:
-        raise SeqlabError(f"schedule.name: {name!r} is not one of {list(SCHEDULES)}")
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise SeqlabError(f"schedule.warmup: {warmup!r} must be an integer >= 0")
-    min_lr = _number("schedule", "min_lr", c["min_lr"])
-    warmup_init = _number("schedule", "warmup_init", c["warmup_init"])
-    if step < 0:
-        raise ValueError(f"step {step} < 0")
-    if name in ("cosine", "linear") and warmup > max_steps:
-        raise SeqlabError(f"schedule.warmup: {warmup} exceeds the {max_steps} training steps")
-
+    name, warmup, min_lr, warmup_init = c["name"], c["warmup"], c["min_lr"], c["warmup_init"]
     if step < warmup:
         return warmup_init + (base_lr - warmup_init) * step / warmup
     if name == "constant":
@@ -146,6 +106,57 @@ def lr_at(step: int, cfg: dict[str, Any], base_lr: float, max_steps: int) -> flo
     if name == "cosine":
         return min_lr + (base_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
     return base_lr - (base_lr - min_lr) * progress  # linear
+
+
+def effective_lr(
+    step: int,
+    schedule: dict[str, Any],
+    base_lr: float,
+    max_steps: int,
+    guard_scale: float,
+    lr_floor: float,
+) -> float:
+    """The LR step `step` runs at: the schedule's, times the guard's cut scale, where a cut
+    never takes it below `lr_floor`. The floor bounds cuts only: it never lifts the schedule
+    above its own value (warmup from 0, a decay below the floor stay as scheduled)."""
+    scheduled = lr_at(step, schedule, base_lr, max_steps)
+    if guard_scale >= 1.0:
+        return scheduled
+    return max(scheduled * guard_scale, min(scheduled, lr_floor))
+
+
+def apply_update(
+    opt: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    params: Any,
+    loss: torch.Tensor,
+    clip: float,
+    guard: bool,
+) -> torch.Tensor:
+    """Unscale, clip and step, skipping a non-finite update when the guard is on; returns the
+    grad norm (before clipping), left on the device.
+
+    The skip is decided on the device where the optimizer takes a found_inf flag (torch's
+    fused Adam/AdamW/SGD on CUDA: no host sync), else the flag is read on the host (CPU).
+    GradScaler (amp_fp16) skips non-finite updates itself.
+    """
+    scaler.unscale_(opt)
+    gnorm = torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else math.inf)
+    finite = torch.isfinite(loss) & torch.isfinite(gnorm)
+    on_device = finite.is_cuda and getattr(opt, "_step_supports_amp_scaling", False)
+    if scaler.is_enabled():
+        scaler.step(opt)
+        scaler.update()
+    elif not guard:
+        opt.step()
+    elif on_device:
+        opt.found_inf = (~finite).float().reshape(1)  # fused kernels leave params and state
+        opt.step()
+        del opt.found_inf
+    elif bool(finite):
+        opt.step()
+    opt.zero_grad(set_to_none=True)
+    return gnorm
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

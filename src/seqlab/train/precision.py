@@ -93,3 +93,29 @@ def optim_state_dtypes(opt: torch.optim.Optimizer) -> list[str]:
         if torch.is_tensor(t) and k != "step"
     }
     return sorted(dtypes)
+
+
+#: dense (no sparsity) bf16 / fp16 tensor-core peak FLOP/s by device-name substring, from the
+#: vendors' datasheets; the first match wins, so specific names come first.
+PEAK_FLOPS: list[tuple[str, float]] = [
+    ("H100 PCIe", 756e12),
+    ("H100 NVL", 835e12),
+    ("H100", 989e12),  # SXM
+    ("H200", 989e12),
+    ("A100", 312e12),
+    ("L40S", 362e12),
+    ("L4", 121e12),
+    ("A10", 125e12),
+    ("V100", 125e12),  # fp16 only; no bf16
+]
+
+
+def device_peak_flops(device: torch.device) -> tuple[float | None, str]:
+    """(peak FLOP/s, what it is) of a CUDA device; (None, why) elsewhere or when unknown."""
+    if device.type != "cuda":
+        return None, f"no MFU on {device.type}: no tensor-core peak to compare against"
+    name = torch.cuda.get_device_name(device)
+    for key, flops in PEAK_FLOPS:
+        if key in name:
+            return flops, f"{name}: dense bf16/fp16 tensor-core peak {flops / 1e12:.0f} TFLOP/s"
+    return None, f"no MFU: peak FLOP/s of {name!r} unknown (add it to precision.PEAK_FLOPS)"

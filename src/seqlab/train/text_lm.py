@@ -29,34 +29,10 @@ from seqlab.data.token_bins import read_bin
 from seqlab.io import SeqlabError, read_json
 from seqlab.models import GPTConfig, estimate_flops_per_token
 from seqlab.train.config import TrainConfig
-from seqlab.train.tasks import file_sha256, lm_loss
+from seqlab.train.precision import device_peak_flops
+from seqlab.train.tasks import file_sha256, lm_eval_loss, lm_loss, to_device
 
 EVAL_SEED = 1337  # the fixed seed of evaluation offsets (the same batches for every trial)
-
-#: dense (no sparsity) bf16 / fp16 tensor-core peak FLOP/s by device-name substring, from the
-#: vendors' datasheets; the first match wins, so specific names come first.
-PEAK_FLOPS: list[tuple[str, float]] = [
-    ("H100 PCIe", 756e12),
-    ("H100 NVL", 835e12),
-    ("H100", 989e12),  # SXM
-    ("H200", 989e12),
-    ("A100", 312e12),
-    ("L40S", 362e12),
-    ("L4", 121e12),
-    ("A10", 125e12),
-    ("V100", 125e12),  # fp16 only; no bf16
-]
-
-
-def device_peak_flops(device: torch.device) -> tuple[float | None, str]:
-    """(peak FLOP/s, what it is) of a CUDA device; (None, why) elsewhere or when unknown."""
-    if device.type != "cuda":
-        return None, f"no MFU on {device.type}: no tensor-core peak to compare against"
-    name = torch.cuda.get_device_name(device)
-    for key, flops in PEAK_FLOPS:
-        if key in name:
-            return flops, f"{name}: dense bf16/fp16 tensor-core peak {flops / 1e12:.0f} TFLOP/s"
-    return None, f"no MFU: peak FLOP/s of {name!r} unknown (add it to text_lm.PEAK_FLOPS)"
 
 
 class TextLMTask:
@@ -87,17 +63,13 @@ class TextLMTask:
         self.tokens_per_batch = self.B * self.T
         self.model_cfg = dict(cfg.model)
 
-    def _batch(self, split: str, offsets: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def _host_batch(self, split: str, offsets: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         data = read_bin(self.paths[split])  # opened anew per batch, as nanoGPT
         x = torch.from_numpy(np.stack([data[i : i + self.T] for i in offsets]).astype(np.int64))
         y = torch.from_numpy(
             np.stack([data[i + 1 : i + 1 + self.T] for i in offsets]).astype(np.int64)
         )
-        if self.device.type == "cuda":  # pinned host memory lets the copy overlap compute
-            return x.pin_memory().to(self.device, non_blocking=True), y.pin_memory().to(
-                self.device, non_blocking=True
-            )
-        return x.to(self.device), y.to(self.device)
+        return x, y
 
     def offsets(self, split: str, seed: int, index: int) -> np.ndarray:
         """The `batch_size` random start positions of micro-batch `index`: f(seed, index)."""
@@ -105,7 +77,8 @@ class TextLMTask:
         return rng.integers(0, self.sizes[split] - self.T - 1, self.B, endpoint=True)
 
     def train_batch(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._batch("train", self.offsets("train", self.seed, index))
+        x, y = self._host_batch("train", self.offsets("train", self.seed, index))
+        return to_device(x, self.device), to_device(y, self.device)
 
     def loss(
         self, model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]
@@ -125,12 +98,8 @@ class TextLMTask:
         for split, key in (("val", "eval_loss"), ("train", "eval_train_loss")):
             if split == "train" and not self.eval_batches:
                 continue  # walking all of train.bin (9B tokens for OpenWebText) is not an eval
-            total, n = 0.0, 0
-            for offs in self._eval_offsets(split):
-                x, y = self._batch(split, offs)
-                total += lm_loss(model(x), y).item() * y.numel()
-                n += y.numel()
-            out[key] = total / n if n else math.nan
+            batches = (self._host_batch(split, offs) for offs in self._eval_offsets(split))
+            out[key] = lm_eval_loss(model, batches, self.device)
         return out
 
     def data_info(self) -> dict[str, Any]:

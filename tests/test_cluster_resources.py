@@ -82,6 +82,7 @@ def test_packed_training_asks_for_one_gpu_per_group(tmp_path: Path, pack: int) -
 def test_pack_with_ddp_trials_is_refused(tmp_path: Path) -> None:
     proc = dry_run(tmp_path, {"resources": CLUSTER, "pack": 2})
     assert proc.returncode != 0
-    assert "experiments.lstm.pack: 2 packs trials onto one GPU" in proc.stdout + proc.stderr, (
+    out = proc.stdout + proc.stderr
+    assert "experiments.lstm.pack: 2 packs trials onto one GPU" in out and "Traceback" not in out, (
         proc.stdout
     )

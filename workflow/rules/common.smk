@@ -188,14 +188,13 @@ def pack_size(exp):
     return int(EXPERIMENTS[exp].get("pack", 1))
 
 
+# (types and unknown keys are checked by the typed config, seqlab.config)
 for _name in EXPERIMENTS:
-    _k = EXPERIMENTS[_name].get("pack", 1)
-    if isinstance(_k, bool) or not isinstance(_k, int) or _k < 1:
-        raise ValueError(f"experiments.{_name}.pack: {_k!r} is not an integer >= 1")
+    _k = pack_size(_name)
     if _k > 1 and EXPERIMENTS[_name].get("resources", {}).get("gpu", 0) > 1:
-        raise ValueError(
-            f"experiments.{_name}.pack: {_k} packs trials onto one GPU, but resources.gpu "
-            "asks for more than one per trial (DDP): use pack: 1 or gpu: 1"
+        sys.exit(
+            f"config error: experiments.{_name}.pack: {_k} packs trials onto one GPU, but "
+            "resources.gpu asks for more than one per trial (DDP): use pack: 1 or gpu: 1"
         )
 
 
@@ -232,21 +231,6 @@ def train_gres(wildcards):
 
 # `eval_resources:` (experiment key): what an evaluation job (sWUGGY, PER) asks for, sized for
 # scoring on one device, never the training's (3 GPUs, 64 GB, 12 h for the cluster LSTM).
-EVAL_RESOURCE_KEYS = ("gpu", "cpus_per_task", "mem_mb", "runtime")
-
-for _name, _exp in EXPERIMENTS.items():
-    for _key, _value in (_exp.get("eval_resources") or {}).items():
-        if _key not in EVAL_RESOURCE_KEYS:
-            raise ValueError(
-                f"experiments.{_name}.eval_resources.{_key}: unknown key "
-                f"(known: {', '.join(EVAL_RESOURCE_KEYS)})"
-            )
-        if isinstance(_value, bool) or not isinstance(_value, int) or _value < 0:
-            raise ValueError(
-                f"experiments.{_name}.eval_resources.{_key}: {_value!r} is not an integer >= 0"
-            )
-
-
 def eval_resource(key):
     """An evaluation job's resource: `eval_resources.<key>`, else 1 GPU if the training had
     any, the training's threads, 4000 MB and 30 minutes."""

@@ -112,8 +112,13 @@ write_munge_key() {
 
 write_srun_shim() { # see the header: srun inside jobs must still find this cluster
   install -d "$STATE/bin"
-  printf '#!/bin/sh\n# written by scripts/slurm-local.sh\nSLURM_CONF=%s exec %s "$@"\n' \
-    "$CONF" "$(command -v srun)" >"$STATE/bin/srun"
+  local real="" candidate
+  for candidate in $(type -ap srun); do # the real srun, not a shim (of this or another state)
+    grep -qF "$MARKER" "$candidate" 2>/dev/null || { real=$candidate && break; }
+  done
+  [[ -n $real ]] || die "srun not found (slurm-client)"
+  printf '#!/bin/sh\n%s\nSLURM_CONF=%s exec %s "$@"\n' "$MARKER" "$CONF" "$real" \
+    >"$STATE/bin/srun"
   chmod 755 "$STATE/bin/srun"
 }
 

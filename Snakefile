@@ -1,6 +1,6 @@
 # seqlab: sequence-model research as one Snakemake workflow.
 #   snakemake --cores 2 results/lstm/final.json                   # laptop, embedded data
-#   snakemake --profile profiles/slurm results/lstm/final.json    # cluster
+#   snakemake --workflow-profile profiles/slurm results/lstm/final.json  # cluster
 #   snakemake report                                              # results/report.html
 # The map is the README (and DESIGN.md); every config key is in config/README.md.
 

@@ -6,9 +6,20 @@
 #   scripts/slurm-local.sh status   daemons, node, partitions, queue; exit 0 only when ready
 #   scripts/slurm-local.sh stop     cancel the queue, stop the daemons by the PIDs recorded at start
 #   scripts/slurm-local.sh install  only the packages (nothing is started)
+#   scripts/slurm-local.sh env      prints `export SLURM_CONF=... PATH=...`: eval it in the
+#                                   shell that runs sbatch/squeue/snakemake against this cluster
 #
-# Needs root (packages, /etc/slurm, munge). Every step is idempotent: `start` on a running
-# cluster reports it and does nothing; `stop` on a stopped one too.
+# Self-contained: its slurm.conf, gres.conf, munge key and socket, spool, logs and PIDs all live
+# in the state directory ($SEQLAB_SLURM_STATE, default /var/lib/seqlab-slurm), and it listens
+# on its own ports ($SEQLAB_SLURM_PORT and the next one, default 6917/6918; a system Slurm uses
+# 6817/6818). So it runs beside a system Slurm and its munged and never reads or writes
+# /etc/slurm or /etc/munge; clients find it only through SLURM_CONF=$STATE/etc/slurm.conf.
+# One exception needs a shim: snakemake-executor-plugin-slurm-jobstep (0.6) removes every
+# SLURM_* variable, SLURM_CONF included, from the environment of the `srun` it starts inside
+# a job, so `env` also puts $STATE/bin first on PATH, where an `srun` sets SLURM_CONF again.
+#
+# Needs root (packages, munge). Every step is idempotent: `start` on a running cluster reports
+# it and does nothing; `stop` on a stopped one too.
 #
 # Why it looks the way it does (facts from trials on these machines):
 # - no systemd: the daemons run in the foreground (-D / -F) under setsid, and their PIDs are
@@ -27,10 +38,16 @@
 set -euo pipefail
 
 STATE=${SEQLAB_SLURM_STATE:-/var/lib/seqlab-slurm}
-CONF_DIR=/etc/slurm
+CONF_DIR=$STATE/etc                     # gres.conf is read from slurm.conf's directory
 CONF=$CONF_DIR/slurm.conf
+MUNGE=$STATE/munge                      # key, socket, pid, log and seed of our own munged
+PORT=${SEQLAB_SLURM_PORT:-6917}         # slurmctld; slurmd listens on PORT+1
+export SLURM_CONF=$CONF                 # for every Slurm command below (sinfo, scontrol, ...)
 MARKER="# written by seqlab scripts/slurm-local.sh"
 N_GPUS=${SEQLAB_SLURM_GPUS:-3}          # the seeds' 3 GPUs, as fake gres devices
+# CPUs the node offers (oversubscribing a small machine): a packed job of 4 one-CPU trials
+# (experiment key `pack`) asks for 4 CPUs, which a 2-core test machine must still accept.
+N_CPUS=${SEQLAB_SLURM_CPUS:-8}
 # GraceTime of the preemptible partition. 0: a preempted job gets SIGTERM, KillWait (10 s) to
 # checkpoint, and is requeued by Slurm whatever its exit status. With a grace time, a job that
 # exits within it (the trainer exits 75 once checkpointed) ends FAILED instead, and it is
@@ -43,7 +60,7 @@ die() { echo "slurm-local: error: $*" >&2; exit 1; }
 say() { echo "slurm-local: $*"; }
 
 need_root() {
-  [[ $(id -u) -eq 0 ]] || die "must run as root (installs packages, writes $CONF, runs munge)"
+  [[ $(id -u) -eq 0 ]] || die "must run as root (installs packages, runs munged and the Slurm daemons)"
 }
 
 # ---------------------------------------------------------------- packages
@@ -78,19 +95,31 @@ install_packages() {
 
 # ---------------------------------------------------------------- configuration
 write_munge_key() {
-  # The package normally creates the key; make sure it exists with munge's required modes.
-  if [[ ! -s /etc/munge/munge.key ]]; then
-    say "creating /etc/munge/munge.key"
+  # Our own key and socket directory: munged insists that its user owns them, that the key is
+  # 0400 and that everyone may traverse the socket's directory (0755).
+  install -d -o munge -g munge -m 755 "$MUNGE"
+  if [[ ! -s $MUNGE/munge.key ]]; then
+    say "creating $MUNGE/munge.key"
     if command -v mungekey >/dev/null; then
-      mungekey --create --keyfile=/etc/munge/munge.key
+      mungekey --create --keyfile="$MUNGE/munge.key"
     else
-      dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 status=none
+      dd if=/dev/urandom of="$MUNGE/munge.key" bs=1024 count=1 status=none
     fi
   fi
-  chown munge:munge /etc/munge/munge.key
-  chmod 400 /etc/munge/munge.key
-  install -d -o munge -g munge -m 700 /var/lib/munge /var/log/munge /etc/munge
-  install -d -o munge -g munge -m 755 /run/munge
+  chown munge:munge "$MUNGE/munge.key"
+  chmod 400 "$MUNGE/munge.key"
+}
+
+write_srun_shim() { # see the header: srun inside jobs must still find this cluster
+  install -d "$STATE/bin"
+  local real="" candidate
+  for candidate in $(type -ap srun); do # the real srun, not a shim (of this or another state)
+    grep -qF "$MARKER" "$candidate" 2>/dev/null || { real=$candidate && break; }
+  done
+  [[ -n $real ]] || die "srun not found (slurm-client)"
+  printf '#!/bin/sh\n%s\nSLURM_CONF=%s exec %s "$@"\n' "$MARKER" "$CONF" "$real" \
+    >"$STATE/bin/srun"
+  chmod 755 "$STATE/bin/srun"
 }
 
 make_fake_gpus() {
@@ -103,16 +132,15 @@ make_fake_gpus() {
 }
 
 write_config() {
-  if [[ -e $CONF ]] && ! grep -qF "$MARKER" "$CONF"; then
-    die "$CONF exists and was not written by this script; move it away to use the local Slurm"
-  fi
   local host node
   host=$(hostname -s)
-  # `slurmd -C` prints this machine's real node line (CPUs, sockets, memory); keep its first
-  # line only (the second is UpTime) and name the node after the host.
+  # `slurmd -C` prints this machine's real node line; keep its memory, name the node after
+  # the host and give it N_CPUS CPUs (SlurmdParameters=config_overrides lets slurmd accept
+  # more than the hardware has).
   node=$(slurmd -C | head -n1) || die "'slurmd -C' failed"
-  [[ $node == NodeName=* ]] || die "unexpected 'slurmd -C' output: $node"
-  node="NodeName=$host ${node#NodeName=* }"
+  [[ $node =~ RealMemory=([0-9]+) ]] || die "unexpected 'slurmd -C' output: $node"
+  node="NodeName=$host CPUs=$N_CPUS Boards=1 SocketsPerBoard=1 CoresPerSocket=$N_CPUS"
+  node+=" ThreadsPerCore=1 RealMemory=${BASH_REMATCH[1]}"
   install -d "$CONF_DIR" "$STATE/ctld" "$STATE/d" "$STATE/log" "$STATE/pids"
   local tmp=$CONF.tmp
   cat >"$tmp" <<EOF
@@ -123,6 +151,11 @@ SlurmctldHost=$host
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
+CredType=cred/munge
+# our munged, not the system's (auth and cred plugins both read socket= from here)
+AuthInfo=socket=$MUNGE/munge.socket
+SlurmctldPort=$PORT
+SlurmdPort=$((PORT + 1))
 StateSaveLocation=$STATE/ctld
 SlurmdSpoolDir=$STATE/d
 SlurmctldPidFile=$STATE/slurmctld.pidfile
@@ -140,6 +173,7 @@ DefMemPerCPU=1000
 GresTypes=gpu
 SchedulerType=sched/backfill
 ReturnToService=2
+SlurmdParameters=config_overrides
 MpiDefault=none
 # squeue (the plugin's status command here) must still list a finished job at the next poll
 MinJobAge=600
@@ -216,7 +250,9 @@ node_ready() { # the node is up (idle, mixed or allocated), not down/drained/unk
 start() {
   need_root
   install_packages
-  install -d "$STATE/pids" "$STATE/log"
+  # 0755: munged (user munge) must reach $MUNGE inside it
+  install -d -m 755 "$STATE" "$STATE/pids" "$STATE/log"
+  write_srun_shim
   local all=1 d
   for d in "${DAEMONS[@]}"; do recorded_alive "$d" || all=0; done
   if ((all)); then
@@ -229,9 +265,13 @@ start() {
   write_config
   if ! recorded_alive munged; then
     # munged refuses to run as root; setpriv execs (no extra process), keeping the PID ours.
-    launch munged /usr/sbin/munged setpriv --reuid=munge --regid=munge --init-groups /usr/sbin/munged -F
+    launch munged /usr/sbin/munged setpriv --reuid=munge --regid=munge --init-groups \
+      /usr/sbin/munged -F --socket="$MUNGE/munge.socket" --key-file="$MUNGE/munge.key" \
+      --pid-file="$MUNGE/munged.pid" --log-file="$MUNGE/munged.log" \
+      --seed-file="$MUNGE/munged.seed"
   fi
-  wait_for 15 "munge" munge -n || die "munged is not answering; see $STATE/log/munged.out"
+  wait_for 15 "munge" munge --socket="$MUNGE/munge.socket" -n \
+    || die "munged is not answering; see $STATE/log/munged.out and $MUNGE/munged.log"
   # -i: ignore saved state that no longer matches the config; -D: foreground
   recorded_alive slurmctld || launch slurmctld /usr/sbin/slurmctld /usr/sbin/slurmctld -D -i
   wait_for 30 "slurmctld" scontrol ping || die "slurmctld is not answering; see $STATE/log/"
@@ -244,6 +284,7 @@ start() {
   # but clear a leftover drain reason explicitly.
   scontrol update nodename="$(hostname -s)" state=resume >/dev/null 2>&1 || true
   say "ready: partitions main (default, preemptible) and urgent; $N_GPUS fake GPUs"
+  say "clients need: export SLURM_CONF=$CONF PATH=$STATE/bin:\$PATH (eval \"\$($0 env)\")"
 }
 
 stop_pid() { # name : TERM, wait, then KILL - only the recorded process
@@ -310,8 +351,9 @@ case ${1:-} in
   stop) stop ;;
   status) status ;;
   install) need_root && install_packages ;;
+  env) printf 'export SLURM_CONF=%s\nexport PATH=%s:$PATH\n' "$CONF" "$STATE/bin" ;;
   *)
-    echo "usage: $0 start|stop|status|install   (state: $STATE, config: $CONF)" >&2
+    echo "usage: $0 start|stop|status|install|env   (state: $STATE, config: $CONF)" >&2
     exit 2
     ;;
 esac

@@ -20,6 +20,7 @@ if [[ $(id -u) -eq 0 && -z ${SEQLAB_NO_APT:-} ]] && command -v apt-get >/dev/nul
       scripts/slurm-local.sh start
     fi
     export SEQLAB_REQUIRE_SLURM=1 # a running Slurm: a slurm test that cannot reach it fails
+    eval "$(scripts/slurm-local.sh env)" # its own SLURM_CONF, never a system /etc/slurm
   fi
 else
   echo "test: not root (or SEQLAB_NO_APT): chromium/Slurm tests skip unless already set up" >&2

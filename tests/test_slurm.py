@@ -3,7 +3,9 @@ experiment end to end, a preempted trial that resumes bitwise, the time-limit si
 failing job with its logs.
 
 Skipped, with the reason, when no local Slurm is running (`make slurm-up` starts one; CI
-does, and sets SEQLAB_REQUIRE_SLURM=1 so that they fail instead). Every Slurm call and every
+does, and sets SEQLAB_REQUIRE_SLURM=1 so that they fail instead). The local Slurm is
+self-contained: every Slurm command here reaches it through its own SLURM_CONF (under its
+state directory), never a system /etc/slurm. Every Slurm call and every
 snakemake run is bounded by a timeout, so a hung status poll fails the test instead of
 hanging CI; jobs a test leaves behind are cancelled.
 """
@@ -12,8 +14,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +30,8 @@ from test_train import assert_same_model, curves
 pytestmark = pytest.mark.slurm
 
 PROFILE = ROOT / "profiles" / "slurm"
+SCRIPT = ROOT / "scripts" / "slurm-local.sh"
+LOCAL_CONF = Path(os.environ.get("SEQLAB_SLURM_STATE", "/var/lib/seqlab-slurm")) / "etc/slurm.conf"
 # Poll Slurm every few seconds instead of the profile's 20 s: the tests wait on many jobs.
 FAST_POLL = ("--slurm-init-seconds-before-status-checks", "3")
 
@@ -63,19 +69,66 @@ def local_slurm_reason() -> str | None:
 @pytest.fixture(scope="module")
 def work(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One working directory for the module (the dataset is built once, by the first test);
-    afterwards every job still queued from it is cancelled."""
-    reason = local_slurm_reason()
-    if reason and os.environ.get("SEQLAB_REQUIRE_SLURM"):
-        pytest.fail(f"SEQLAB_REQUIRE_SLURM is set but {reason}")
-    if reason:
-        pytest.skip(reason)
-    # jobs of earlier sessions that slurmctld still lists may share this path: ignore them
-    _EARLIER_JOBS.update(slurm_cmd("squeue", "--states=all", "-h", "-o", "%i").split())
-    work = tmp_path_factory.mktemp("slurm")
-    yield work
-    ids = [j["id"] for j in jobs_of(work) if j["state"] in ("PENDING", "RUNNING", "REQUEUED")]
-    if ids:
-        subprocess.run(["scancel", *ids], timeout=20, check=False)
+    afterwards every job still queued from it is cancelled. SLURM_CONF defaults to the local
+    Slurm's own (scripts/slurm-local.sh env) for every command of the module."""
+    with pytest.MonkeyPatch.context() as mp:
+        conf = Path(os.environ.get("SLURM_CONF", LOCAL_CONF))
+        mp.setenv("SLURM_CONF", str(conf))
+        # the srun shim of scripts/slurm-local.sh (the jobstep plugin drops SLURM_CONF)
+        mp.setenv("PATH", f"{conf.parent.parent / 'bin'}:{os.environ['PATH']}")
+        reason = local_slurm_reason()
+        if reason and os.environ.get("SEQLAB_REQUIRE_SLURM"):
+            pytest.fail(f"SEQLAB_REQUIRE_SLURM is set but {reason}")
+        if reason:
+            pytest.skip(reason)
+        # jobs of earlier sessions that slurmctld still lists may share this path: ignore them
+        _EARLIER_JOBS.update(slurm_cmd("squeue", "--states=all", "-h", "-o", "%i").split())
+        work = tmp_path_factory.mktemp("slurm")
+        yield work
+        ids = [j["id"] for j in jobs_of(work) if j["state"] in ("PENDING", "RUNNING", "REQUEUED")]
+        if ids:
+            subprocess.run(["scancel", *ids], timeout=20, check=False)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("slurmd") is None,
+                    reason="needs root and slurm-wlm (scripts/slurm-local.sh install)")  # fmt: skip
+def test_local_slurm_runs_beside_a_system_slurm() -> None:
+    """A second local Slurm (its own state directory, munged and ports) starts although a
+    system /etc/slurm/slurm.conf exists (planted here when absent), runs a GPU job and stops,
+    leaving the system file as it was. (It runs beside the module's local Slurm, if any.)"""
+    system = Path("/etc/slurm/slurm.conf")
+    planted = not system.exists()
+    if planted:
+        system.parent.mkdir(parents=True, exist_ok=True)
+        system.write_text("# planted by tests/test_slurm.py\nClusterName=system\n")
+    before = system.read_bytes()
+    state = Path(tempfile.mkdtemp(prefix="seqlab-slurm-beside-", dir="/tmp"))
+    state.chmod(0o755)  # munged runs as user munge and must reach its socket inside
+    env = {k: v for k, v in os.environ.items() if k != "SLURM_CONF"}
+    env.update(SEQLAB_SLURM_STATE=str(state), SEQLAB_SLURM_PORT="7117", SEQLAB_SLURM_GPUS="1")
+    try:
+        up = subprocess.run([str(SCRIPT), "start"], env=env, capture_output=True, text=True,
+                            timeout=120)  # fmt: skip
+        assert up.returncode == 0, up.stdout + up.stderr
+        conf = state / "etc/slurm.conf"
+        assert f"export SLURM_CONF={conf}" in up.stdout, up.stdout
+        env.update(SLURM_CONF=str(conf), PATH=f"{state / 'bin'}:{env['PATH']}")
+        job = subprocess.run(["sbatch", "--wait", "--gpus=1", "-o", str(state / "job.out"),
+                              # srun without SLURM_CONF, as the jobstep plugin runs it
+                              "--wrap", "env -u SLURM_CONF srun sh -c 'echo gpu=$SLURM_JOB_GPUS'"],
+                             env=env,
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+        out = (state / "job.out").read_text() if (state / "job.out").exists() else ""
+        assert job.returncode == 0, job.stderr + out
+        assert out.strip() == "gpu=0", out
+        assert system.read_bytes() == before
+    finally:
+        down = subprocess.run([str(SCRIPT), "stop"], env=env, capture_output=True, text=True,
+                              timeout=120)  # fmt: skip
+        if planted:
+            system.unlink()
+        shutil.rmtree(state, ignore_errors=True)
+    assert down.returncode == 0 and "stopped slurmctld" in down.stdout, down.stdout + down.stderr
 
 
 def write_config(work: Path, name: str, experiments: dict) -> Path:
@@ -87,7 +140,8 @@ def write_config(work: Path, name: str, experiments: dict) -> Path:
 
 def snakemake_cmd(work: Path, config: Path, *args: str) -> list[str]:
     return [PYTHON, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(work),
-            "--configfile", str(config), "--profile", str(PROFILE), *FAST_POLL, *args]  # fmt: skip
+            "--configfile", str(config), "--workflow-profile", str(PROFILE), *FAST_POLL,
+            *args]  # fmt: skip
 
 
 def snakemake(work: Path, config: Path, *args: str, timeout: float = 240):
@@ -269,3 +323,60 @@ def test_failing_job_is_reported_with_its_logs(work: Path) -> None:
     slurm_logs = list((work / ".snakemake/slurm_logs/rule_train").rglob(f"{job['id']}.log"))
     assert slurm_logs, "the failed job's Slurm log was removed"
     assert str(slurm_logs[0].relative_to(work)) in out or slurm_logs[0].name in out
+
+
+# The default config's lstm_optim study (2 optimizers x 2 lr x 3 seeds = 12 trials), shortened
+# to 10 steps, in fp32 (before main's loop rewrite, amp_bf16's oneDNN LSTM failed on this
+# machine's CPU), packed 4 trials per job.
+def lstm_optim_study(pack: int) -> dict:
+    spec = yaml.safe_load((ROOT / "config/config.yaml").read_text())["experiments"]["lstm_optim"]
+    spec["train"].update(max_steps=10, eval_interval=5, log_interval=5, eval_batches=2,
+                         precision="fp32")  # fmt: skip
+    return dict(spec, dataset="tiny", resources=GPU_JOB, pack=pack)
+
+
+@pytest.mark.slow
+def test_packed_study_shares_one_gpu_per_job_and_matches_unpacked(work: Path) -> None:
+    """`pack: 4`: the 12 trials of lstm_optim run as 3 Slurm jobs, each asking for ONE GPU
+    (not 4: the group's gres is not summed) and 4 x the trial's CPUs and memory, with its 4
+    trials running side by side in the job; every trial keeps its own files and ends bitwise
+    where the unpacked local run of the same study ends."""
+    packed_cfg = write_config(work, "packed", {"lstm_optim": lstm_optim_study(pack=4)})
+    targets = [f"results/lstm_optim/runs/{run}/seed{seed}/metrics.json"
+               for run in ("optim.lr~0.0005__optim.name~adam", "optim.lr~0.0005__optim.name~adamw",
+                           "optim.lr~0.01__optim.name~adam", "optim.lr~0.01__optim.name~adamw")
+               for seed in (0, 1, 2)]  # fmt: skip
+    proc = snakemake(work, packed_cfg, "--slurm-keep-successful-logs", *targets, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+    trains = [j for j in jobs_of(work) if j["comment"].startswith("rule_pack-lstm_optim")]
+    assert len(trains) == 3, trains  # 12 trials, 3 submissions
+    for j in trains:
+        info = job_info(j["id"])
+        assert "JobState=COMPLETED" in info, info
+        assert "TresPerNode=gres:gpu:1" in info, info  # one GPU for four trials
+        assert "NumCPUs=4" in info and "MinMemoryNode=4000M" in info, info
+        assert "TimeLimit=00:10:00" in info, info  # side by side: one trial's runtime
+        # inside the job Snakemake runs the group's trials side by side, as many as the CPUs
+        # it sees (`--cores all`: the job's 4 on a cluster, this machine's 2 here)
+        log = next((work / ".snakemake/slurm_logs").rglob(f"{j['id']}.log")).read_text()
+        cores = int(re.search(r"Provided cores: (\d+)", log).group(1))
+        assert cores >= 2 and f"Execute {min(4, cores)} jobs..." in log, log[-3000:]
+
+    # the same study unpacked, locally: every trial bitwise equal
+    ref = work / "unpacked"
+    ref.mkdir()
+    shutil.copytree(work / "results/data", ref / "results/data")
+    ref_cfg = write_config(ref, "unpacked", {"lstm_optim": lstm_optim_study(pack=1)})
+    local = subprocess.run([PYTHON, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d",
+                            str(ref), "--configfile", str(ref_cfg), "--cores", "2", *targets],
+                           capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert local.returncode == 0, local.stderr[-4000:]
+    timing = {"ms_per_iter", "tokens_per_s", "wall_s", "peak_mem_mb"}
+    for target in targets:
+        a, b = (Path(d) / target for d in (work, ref))
+        got, want = (json.loads(p.read_text()) for p in (a, b))
+        assert {k: v for k, v in got.items() if k not in timing} == {
+            k: v for k, v in want.items() if k not in timing}, target  # fmt: skip
+        assert curves(a.parent) == curves(b.parent), target
+        assert_same_model(a.parent, b.parent)

@@ -181,6 +181,16 @@ class Resources(Strict):
     runtime: Pos = 60  # minutes
 
 
+class EvalResources(Strict):
+    """An evaluation job's resources; a key left out takes the rules' default for scoring
+    (1 GPU if the training had any, the training's threads, 4000 MB, 30 minutes)."""
+
+    gpu: NonNeg | None = None
+    cpus_per_task: Pos | None = None
+    mem_mb: Pos | None = None
+    runtime: Pos | None = None  # minutes
+
+
 class Plateau(Strict):
     milestone: Pos = 40
     margin: NonNegF = 0.5
@@ -213,7 +223,7 @@ class Experiment(Strict):
     grid: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(default_factory=dict)
     variants: dict[str, dict[str, Any]] = Field(default_factory=dict)
     resources: Resources = Field(default_factory=Resources)
-    eval_resources: Resources | None = None  # evaluation jobs; None: CPU defaults
+    eval_resources: EvalResources | None = None  # evaluation jobs; keys left out: defaults
     pack: Pos = 1  # trials per cluster submission
     plateau: Plateau = Field(default_factory=Plateau)
     eval: Eval = Field(default_factory=Eval)

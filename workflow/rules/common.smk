@@ -178,3 +178,72 @@ EVAL_OUTPUTS.append(lambda name, exp: ["swuggy.json"] if swuggy_cfg(name) else [
 
 
 EVAL_OUTPUTS.append(lambda name, exp: ["per.json"] if exp.get("task") == "ctc" else [])
+
+
+# === cluster packing and evaluation resources (slurm engineer's block) =====================
+# `pack: K` (experiment key, default 1): K trials of the experiment share one cluster job
+# through Snakemake's own group jobs: every trial keeps its rule, files, resume and incremental
+# reruns; only the submission is shared. Snakemake ignores groups in local runs.
+def pack_size(exp):
+    return int(EXPERIMENTS[exp].get("pack", 1))
+
+
+# (types and unknown keys are checked by the typed config, seqlab.config)
+for _name in EXPERIMENTS:
+    _k = pack_size(_name)
+    if _k > 1 and EXPERIMENTS[_name].get("resources", {}).get("gpu", 0) > 1:
+        sys.exit(
+            f"config error: experiments.{_name}.pack: {_k} packs trials onto one GPU, but "
+            "resources.gpu asks for more than one per trial (DDP): use pack: 1 or gpu: 1"
+        )
+
+
+def pack_group(wildcards):
+    """The group of a packed experiment's train jobs (None: one job per trial).
+
+    Each trial is its own connected component of the group id; --group-components K merges
+    up to K of them into one job. The command line's group settings replace the workflow's
+    only after the Snakefile is read, so K is registered here, when the DAG asks for the
+    group (a --group-components value given for the id wins)."""
+    k = pack_size(wildcards.exp)
+    if k <= 1:
+        return None
+    gid, settings = f"pack-{wildcards.exp}", workflow.group_settings
+    if gid not in settings.group_components:
+        settings.group_components = {**settings.group_components, gid: k}
+    return gid
+
+
+def train_gpu(wildcards):
+    """`gpu` of a train job: the experiment's, but 0 when packed (`train_gres` asks instead):
+    Snakemake sums an integer resource over a group's parallel jobs (K trials would ask for K
+    GPUs), while a string resource equal in every job is the group's as it is."""
+    return 0 if pack_size(wildcards.exp) > 1 else resource("gpu", 0)(wildcards)
+
+
+def train_gres(wildcards):
+    """`gres` of a train job: 'gpu:1' for a packed experiment with a GPU (one GPU for the
+    whole group, which its trials share), else '' (no --gres)."""
+    if pack_size(wildcards.exp) > 1 and resource("gpu", 0)(wildcards) > 0:
+        return "gpu:1"
+    return ""
+
+
+# `eval_resources:` (experiment key): what an evaluation job (sWUGGY, PER) asks for, sized for
+# scoring on one device, never the training's (3 GPUs, 64 GB, 12 h for the cluster LSTM).
+def eval_resource(key):
+    """An evaluation job's resource: `eval_resources.<key>`, else 1 GPU if the training had
+    any, the training's threads, 4000 MB and 30 minutes."""
+
+    def get(wildcards):
+        exp = EXPERIMENTS[wildcards.exp]
+        defaults = {
+            "gpu": min(1, exp.get("resources", {}).get("gpu", 0)),
+            "cpus_per_task": train_threads(wildcards),
+            "mem_mb": 4000,
+            "runtime": 30,
+        }
+        value = (exp.get("eval_resources") or {}).get(key)
+        return defaults[key] if value is None else value
+
+    return get

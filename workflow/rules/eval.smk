@@ -1,6 +1,8 @@
 # Stage 4: evaluation of trained trials (sWUGGY for unit LMs, PER for CTC decoders).
 # Each evaluation writes one JSON beside the trial's metrics.json; summaries read them
 # (seqlab.report.summary.EVAL_FILES) and trial_eval_files() lists them as inputs.
+# Their cluster resources are the experiment's `eval_resources:` (eval_resource in common.smk:
+# by default one GPU if training had any, 30 minutes), not the training's.
 
 # --- sWUGGY ---
 # A synthetic set is drawn from the world of its synthetic_units dataset (and reads that
@@ -47,10 +49,10 @@ rule swuggy:
         "../envs/seqlab.yaml"
     threads: train_threads
     resources:
-        gpu=resource("gpu", 0),
-        cpus_per_task=resource("cpus_per_task", 1),
-        mem_mb=resource("mem_mb", 4000),
-        runtime=resource("runtime", 60),
+        gpu=eval_resource("gpu"),
+        cpus_per_task=eval_resource("cpus_per_task"),
+        mem_mb=eval_resource("mem_mb"),
+        runtime=eval_resource("runtime"),
     params:
         opts=swuggy_opts,
         trial=lambda w: f"results/{w.exp}/runs/{w.run}/seed{w.seed}",
@@ -90,5 +92,10 @@ rule per:
         "results/{exp}/runs/{run}/seed{seed}/per.log",
     conda:
         "../envs/seqlab.yaml"
+    resources:
+        gpu=eval_resource("gpu"),
+        cpus_per_task=eval_resource("cpus_per_task"),
+        mem_mb=eval_resource("mem_mb"),
+        runtime=eval_resource("runtime"),
     shell:
         "per.py {input.model} {output} > {log} 2>&1"

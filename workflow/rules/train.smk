@@ -27,11 +27,14 @@ rule train:
         model="results/{exp}/runs/{run}/seed{seed}/model.pt",
     log:
         "results/{exp}/runs/{run}/seed{seed}/train.log",
+    group:
+        pack_group
     conda:
         "../envs/seqlab.yaml"
     threads: train_threads
     resources:
-        gpu=resource("gpu", 0),
+        gpu=train_gpu,
+        gres=train_gres,
         cpus_per_task=resource("cpus_per_task", 1),
         mem_mb=resource("mem_mb", 4000),
         runtime=resource("runtime", 60),

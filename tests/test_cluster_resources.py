@@ -55,6 +55,13 @@ def test_eval_resources_key_is_used(tmp_path: Path) -> None:
     assert {k: swuggy[k] for k in own} == {k: str(v) for k, v in own.items()}, swuggy
 
 
+def test_partial_eval_resources_keep_the_scoring_defaults(tmp_path: Path) -> None:
+    proc = dry_run(tmp_path, {"resources": CLUSTER, "eval_resources": {"mem_mb": 9000}})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (swuggy,) = job_resources(proc.stdout + proc.stderr, "swuggy")
+    assert (swuggy["mem_mb"], swuggy["gpu"], swuggy["runtime"]) == ("9000", "1", "30"), swuggy
+
+
 def test_eval_resources_typo_is_one_clear_line(tmp_path: Path) -> None:
     proc = dry_run(tmp_path, {"eval_resources": {"gpus": 1}})
     assert proc.returncode != 0

@@ -326,8 +326,8 @@ def test_failing_job_is_reported_with_its_logs(work: Path) -> None:
 
 
 # The default config's lstm_optim study (2 optimizers x 2 lr x 3 seeds = 12 trials), shortened
-# to 10 steps, in fp32 (before main's loop rewrite, amp_bf16's oneDNN LSTM failed on this
-# machine's CPU), packed 4 trials per job.
+# to 10 steps, in fp32 (packing is what is tested, and fp32 is the fastest LSTM on a CPU
+# without AVX-512), packed 4 trials per job.
 def lstm_optim_study(pack: int) -> dict:
     spec = yaml.safe_load((ROOT / "config/config.yaml").read_text())["experiments"]["lstm_optim"]
     spec["train"].update(max_steps=10, eval_interval=5, log_interval=5, eval_batches=2,

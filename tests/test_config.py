@@ -292,3 +292,23 @@ def test_checks_across_keys_name_the_key() -> None:
     assert lines_of(cfg) == [
         "experiments.a.grid.max_steps[1]: train.schedule.warmup: 10 exceeds max_steps 8"
     ]
+
+
+def test_check_config_command_names_file_and_line(tmp_path: Path) -> None:
+    """`seqlab check-config`: what Snakemake's own parser of a --configfile cannot say."""
+    bad = tmp_path / "my.yaml"
+    bad.write_text("datasets:\n  a: {kind: x\nexperiments: {}\n")
+    cmd = [PYTHON, "-m", "seqlab.commands", "check-config"]
+    proc = subprocess.run([*cmd, str(bad)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and f"{bad}:3:12: invalid YAML" in proc.stderr, proc.stderr
+    typo = copy.deepcopy(base())
+    typo["experiments"]["a"]["train"]["schedule"]["warmpu"] = 3
+    bad.write_text(yaml.safe_dump(typo))
+    proc = subprocess.run([*cmd, str(bad)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert "experiments.a.train.schedule.warmpu: unknown key; did you mean 'warmup'?" in (
+        proc.stderr
+    )
+    proc = subprocess.run([*cmd, str(ROOT / "config/config.yaml")], capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0 and "valid" in proc.stdout, proc.stderr

@@ -1,6 +1,7 @@
 """The `seqlab` console script: the package's top layer (argparse subcommands).
 
     seqlab status [EXP ...] [--config config/config.yaml] [--results results] [--watch]
+    seqlab check-config FILE.yaml      # the checks Snakemake runs at load, file:line for YAML
 
 Subcommands read files only; nothing here runs or schedules jobs (Snakemake and Slurm do).
 """
@@ -21,6 +22,20 @@ def _status(args: argparse.Namespace) -> int:
                           interval=args.interval, stale_after=60 * args.stale_minutes)  # fmt: skip
 
 
+def _check_config(args: argparse.Namespace) -> int:
+    """What the Snakefile checks at load, for a file Snakemake would parse first itself
+    (a `--configfile`: Snakemake's own message for invalid YAML names no file or line)."""
+    from seqlab.config_load import ConfigError, load_yaml, validate_config
+
+    try:
+        validate_config(load_yaml(args.file), [args.file])
+    except ConfigError as e:
+        print(f"config error ({args.file}):\n{e}", file=sys.stderr)
+        return 1
+    print(f"{args.file}: valid")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="seqlab", description="seqlab: sequence-model studies.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -39,6 +54,14 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("--stale-minutes", type=float, default=30.0,
                     help="minutes without a write before a trial shows as 'stalled?'")  # fmt: skip
     st.set_defaults(func=_status)
+    cc = sub.add_parser(
+        "check-config",
+        help="validate a config file as Snakemake's load would (exit 1 on any problem)",
+        description="One line per problem: the dotted key and the fix, or file:line:column "
+        "for invalid YAML and duplicated keys.",
+    )
+    cc.add_argument("file", help="the YAML config file")
+    cc.set_defaults(func=_check_config)
     return ap
 
 

@@ -308,7 +308,8 @@ def test_time_limit_signal_checkpoints_and_retry_resumes(work: Path, tmp_path: P
 
 def test_failing_job_is_reported_with_its_logs(work: Path) -> None:
     """A trial that fails in Slurm fails the run, names the job, and keeps both logs."""
-    bad = dict(TINY, max_step=3)  # a typo the trainer rejects at start
+    # valid config, but the data is shorter than one sequence: only the job can know
+    bad = dict(TINY, seq_len=1_000_000)
     cfg = write_config(work, "broken", {"broken": {"dataset": "tiny", "seeds": [0],
                        "resources": GPU_JOB, "train": bad}})  # fmt: skip
     proc = snakemake(work, cfg, "--retries", "0", "results/broken/runs/base/seed0/metrics.json")
@@ -319,7 +320,7 @@ def test_failing_job_is_reported_with_its_logs(work: Path) -> None:
     assert f"SLURM-job '{job['id']}' failed" in out, out[-4000:]
 
     rule_log = work / "results/broken/runs/base/seed0/train.log"
-    assert "train.max_step: unknown training key" in rule_log.read_text()
+    assert "fewer than one sequence of seq_len 1000000" in rule_log.read_text()
     slurm_logs = list((work / ".snakemake/slurm_logs/rule_train").rglob(f"{job['id']}.log"))
     assert slurm_logs, "the failed job's Slurm log was removed"
     assert str(slurm_logs[0].relative_to(work)) in out or slurm_logs[0].name in out

@@ -34,25 +34,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-
-def _stand_in_for_rapidfuzz() -> None:
-    """The GPU machine has torch, numpy and pandas but not rapidfuzz, which seqlab.metrics
-    imports for PER decoding (never used by a training step): a stand-in lets it import."""
-    try:
-        import rapidfuzz  # noqa: F401
-    except ImportError:
-        import types
-
-        fuzz, dist = types.ModuleType("rapidfuzz"), types.ModuleType("rapidfuzz.distance")
-        dist.Levenshtein, fuzz.distance = None, dist
-        sys.modules.update({"rapidfuzz": fuzz, "rapidfuzz.distance": dist})
-
-
-_stand_in_for_rapidfuzz()
-from seqlab.models import GPTConfig, build_model, estimate_flops_per_token  # noqa: E402
-from seqlab.train.augment import Augment, augment  # noqa: E402
-from seqlab.train.optim import apply_update, build_optimizer  # noqa: E402
-from seqlab.train.precision import (  # noqa: E402
+from seqlab.models import GPTConfig, build_model, estimate_flops_per_token
+from seqlab.train.augment import Augment, augment
+from seqlab.train.optim import apply_update, build_optimizer
+from seqlab.train.precision import (
     Precision,
     device_peak_flops,
     unsupported_reason,

@@ -25,3 +25,17 @@ def test_gpu_step_benchmark_runs_on_cpu_and_says_so() -> None:
     assert all(int(tok_s) > 0 for _, _, tok_s in rows)
     packed = re.findall(r"K=\s*(\d+) trials, aggregate\s+(\d+) tokens/s", out)
     assert [k for k, _ in packed] == ["1", "2"] and all(int(t) > 0 for _, t in packed), out
+
+
+def test_gpu_step_benchmark_imports_with_torch_and_numpy_alone() -> None:
+    """The GPU machine has no webdataset, Snakemake or rapidfuzz: none may be on the path."""
+    code = (
+        "import runpy, sys\n"
+        "for m in ('rapidfuzz', 'webdataset', 'snakemake'): sys.modules[m] = None\n"
+        "sys.argv = ['gpu_step.py', '--help']\n"
+        f"runpy.run_path({str(ROOT / 'benchmarks/gpu_step.py')!r}, run_name='__main__')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, timeout=120,
+                          env=env)  # fmt: skip
+    assert proc.returncode == 0 and "usage: gpu_step.py" in proc.stdout, proc.stderr[-2000:]

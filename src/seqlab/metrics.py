@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from rapidfuzz.distance import Levenshtein
 
 from seqlab.io import SeqlabError
 
@@ -48,6 +47,10 @@ def greedy_decode(logits: torch.Tensor, lengths: torch.Tensor) -> list[list[int]
 
 def edit_distance(ref: Sequence[int], hyp: Sequence[int]) -> int:
     """Levenshtein distance (insertions, deletions, substitutions all cost 1)."""
+    # imported here: the models import this module, and a training step (or the GPU
+    # benchmark, on a machine with torch and numpy alone) never decodes
+    from rapidfuzz.distance import Levenshtein
+
     return Levenshtein.distance(list(ref), list(hyp))
 
 

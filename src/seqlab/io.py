@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import math
 import os
 import secrets
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -95,10 +96,30 @@ def remove_stale_temps(directory: str | Path) -> list[Path]:
     return stale
 
 
+def jsonable(obj: Any) -> Any:
+    """numpy scalars -> Python, NaN/inf -> None, recursively: every JSON seqlab writes is
+    strict JSON (RFC 8259), which jq, browsers and other languages' parsers all read."""
+    if isinstance(obj, Mapping):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [jsonable(v) for v in obj]
+    if hasattr(obj, "item") and hasattr(obj, "dtype") and getattr(obj, "ndim", None) == 0:
+        obj = obj.item()  # a numpy (or 0-d torch) scalar
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
 def write_json(path: str | Path, obj: Any) -> Path:
-    """Atomically write `obj` as pretty, key-sorted JSON (stable diffs between reruns)."""
-    text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=True) + "\n"
+    """Atomically write `obj` as pretty, key-sorted, strict JSON (stable diffs between reruns;
+    a non-finite number, a diverged loss say, is written as null)."""
+    text = json.dumps(jsonable(obj), indent=2, sort_keys=True, allow_nan=False) + "\n"
     return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def json_line(record: Mapping[str, Any]) -> str:
+    """One strict-JSON line of a `.jsonl` log (non-finite numbers as null)."""
+    return json.dumps(jsonable(record), allow_nan=False) + "\n"
 
 
 def read_json(path: str | Path) -> Any:

@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from seqlab.io import atomic_write
+from seqlab.io import atomic_write, jsonable
 from seqlab.report.style import save_svg, styled
-from seqlab.report.summary import jsonable, load_trials
+from seqlab.report.summary import load_trials
 
 MODES = ("fp32", "amp_bf16", "bf16_pure", "amp_fp16", "fp16_naive")
 BASELINE = "fp32"

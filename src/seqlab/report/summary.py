@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from seqlab.io import SeqlabError, atomic_write, read_json, write_json
+from seqlab.io import SeqlabError, atomic_write, jsonable, read_json, write_json
 from seqlab.report.factors import factors_of_final
 from seqlab.report.logs import read_log
 
@@ -134,6 +134,8 @@ def load_trials(trial_dirs: Iterable[str | Path]) -> pd.DataFrame:
         row.update(_eval_columns(trial_dir))
         row.update(_log_columns(read_log(trial_dir)))
         row.update({f"cfg.{k}": v for k, v in flatten(config.get("train") or {}).items()})
+        if metrics.get("precision"):  # the mode that ran: `auto` is resolved by the device
+            row["cfg.precision"] = metrics["precision"]
         row["trial_dir"] = str(trial_dir)
         rows.append(row)
     if not rows:
@@ -179,20 +181,6 @@ def write_summary_csv(df: pd.DataFrame, path: str | Path) -> Path:
     for col in [c for c in out if pd.api.types.is_object_dtype(out[c])]:
         out[col] = out[col].map(lambda v: json.dumps(v) if isinstance(v, list | dict) else v)
     return atomic_write(path, lambda tmp: out.to_csv(tmp, index=False))
-
-
-def jsonable(obj: Any) -> Any:
-    """numpy scalars -> Python, NaN/inf -> None, recursively: the one NaN->null cleaning of
-    every JSON the report writes (final.json stays strict JSON)."""
-    if isinstance(obj, Mapping):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def _stats(values: pd.Series) -> dict[str, Any]:

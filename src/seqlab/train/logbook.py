@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 import seqlab
-from seqlab.io import atomic_write, write_failure, write_json
+from seqlab.io import atomic_write, json_line, write_failure, write_json
 from seqlab.train.checkpoint import save_checkpoint
 
 LOG = "log.jsonl"
@@ -116,7 +116,7 @@ class Logbook:
     def _rewrite(self, records: list[dict[str, Any]]) -> None:
         for f in self._files:
             f.close()
-        text = "".join(json.dumps(e) + "\n" for e in records)
+        text = "".join(json_line(e) for e in records)
         try:
             self.copy.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -128,7 +128,7 @@ class Logbook:
 
     def write(self, record: dict[str, Any]) -> None:
         record["time"] = round(time.time(), 3)
-        line = json.dumps(record) + "\n"
+        line = json_line(record)
         for f in self._files:
             try:
                 f.write(line)
@@ -252,7 +252,8 @@ def write_metrics(
         "peak_mem_kind": mem_kind,
         "wall_s": time.time() - t_start,
         "params": n_params,
-        "precision": cfg.precision,
+        "precision": cfg.precision,  # the mode that ran (`auto` resolved)
+        "precision_asked": trial.get("precision_asked", cfg.precision),
         **guard_counts,
         "device": str(device),
         "versions": code_versions(),

@@ -185,7 +185,7 @@ def test_variants_and_grid_values_are_checked_in_place() -> None:
         "experiments.a.variants.small.model.hiden: unknown key; did you mean 'hidden'? "
         "valid keys: arch, n_embd, hidden, n_layer, dropout",
         "experiments.a.variants.small.precision: must be one of 'fp32', 'amp_bf16', "
-        "'bf16_pure', 'amp_fp16' or 'fp16_naive' (got 'fp33')",
+        "'bf16_pure', 'amp_fp16', 'fp16_naive' or 'auto' (got 'fp33')",
     ]
 
 

@@ -3,7 +3,9 @@ reason, bf16_pure really is bf16, fp16 overflow is recorded as divergence, and t
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -97,7 +99,28 @@ def test_fp16_naive_adamw_diverges_from_eps_underflow(mode_runs: dict) -> None:
     if m["stop_reason"] == "unsupported":
         pytest.skip(m["skip_reason"])
     assert m["stop_reason"] == "diverged" and m["steps"] <= 2
-    assert math.isnan(m["final_eval_loss"]) or m["final_eval_loss"] is None
+    assert m["final_eval_loss"] is None or math.isnan(m["final_eval_loss"])
+
+
+def strict(text: str) -> object:
+    """json.loads that refuses NaN / Infinity, as jq, browsers and RFC 8259 do."""
+
+    def refuse(name: str) -> None:
+        raise ValueError(f"not strict JSON: {name}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_a_diverged_trial_writes_strict_json(mode_runs: dict) -> None:
+    """The diverged fp16_naive trial has non-finite losses: metrics.json and every log.jsonl
+    line still parse as strict JSON, with null where the number was not finite."""
+    d = mode_runs["fp16_naive"]
+    m = strict((d / "metrics.json").read_text())
+    if m["stop_reason"] == "unsupported":
+        pytest.skip(m["skip_reason"])
+    assert m["final_eval_loss"] is None
+    records = [strict(line) for line in (d / "log.jsonl").read_text().splitlines()]
+    assert any(None in r.values() for r in records)  # the non-finite values, as null
 
 
 @pytest.mark.parametrize("mode", ["fp16_naive", "fp32"])
@@ -130,3 +153,48 @@ def test_precision_table_relative_to_fp32(mode_runs: dict) -> None:
         elif not row["diverged"]:
             assert row["throughput_ratio"] > 0 and abs(row["loss_delta"]) < 0.5, mode
     assert table.loc["fp16_naive", "diverged"] or table.loc["fp16_naive", "skipped"]
+
+
+def test_auto_runs_the_mode_this_device_computes_natively(
+    manifest: Path, mode_runs: dict, tmp_path: Path
+) -> None:
+    """`auto` trains exactly as the mode it resolves to (bitwise, same curve), records both
+    names, and the report groups it under the mode that ran, not under "auto"."""
+    expected = "amp_bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    trial = lm_trial(manifest, "precision~auto", precision="auto")
+    d = tmp_path / "seed0"
+    write_json(d / "config.json", trial)
+    lines: list[str] = []
+    m = train(trial, d, echo=lines.append)
+    assert (m["precision"], m["precision_asked"]) == (expected, "auto")
+    assert f"precision auto -> {expected} on cpu" in lines
+    ref = json.loads((mode_runs[expected] / "metrics.json").read_text())
+    assert m["eval_loss_at"] == ref["eval_loss_at"] and m["train_loss_at"] == ref["train_loss_at"]
+    assert load_trials([d])["cfg.precision"].tolist() == [expected]
+    assert ref["precision_asked"] == expected  # an explicit mode is asked as itself
+
+
+def test_auto_resumes_only_checkpoints_of_the_mode_it_resolves_to(
+    manifest: Path, mode_runs: dict, tmp_path: Path
+) -> None:
+    """A checkpoint made under another mode (a machine that resolved `auto` otherwise) is
+    discarded, never continued in a different precision."""
+    expected = "amp_bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    other = "fp32" if expected == "amp_bf16" else "amp_bf16"
+    events = {}
+    for mode in (expected, other):
+        d = tmp_path / mode
+        shutil.copytree(mode_runs[mode], d)
+        train(lm_trial(manifest, "precision~auto", precision="auto"), d, echo=quiet)
+        log = [json.loads(x) for x in (d / "log.jsonl").read_text().splitlines()]
+        events[mode] = [e["event"] for e in log if e.get("kind") == "event"]
+    assert "resume" in events[expected] and "ckpt_discarded" not in events[expected]
+    assert "ckpt_discarded" in events[other] and "resume" not in events[other]
+
+
+def test_auto_is_a_valid_precision_in_the_typed_config() -> None:
+    from seqlab.config import Train
+
+    assert Train(precision="auto").precision == "auto"
+    with pytest.raises(ValueError, match="precision"):
+        Train(precision="bf16")

@@ -35,7 +35,7 @@ from seqlab.config_datasets import (  # noqa: F401 (re-exported: one import for 
 from seqlab.io import SeqlabError
 
 Rate = Annotated[float, Field(ge=0.0, lt=1.0)]  # dropout, betas
-PRECISIONS = ("fp32", "amp_bf16", "bf16_pure", "amp_fp16", "fp16_naive")
+PRECISIONS = ("fp32", "amp_bf16", "bf16_pure", "amp_fp16", "fp16_naive", "auto")
 
 
 # -- training ----------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,13 @@ from seqlab.train.config import TrainConfig
 from seqlab.train.guard import StabilityGuard
 from seqlab.train.logbook import Logbook, write_metrics
 from seqlab.train.optim import apply_update, build_optimizer, effective_lr, set_lr
-from seqlab.train.precision import Precision, optim_state_dtypes, set_tf32, unsupported_reason
+from seqlab.train.precision import (
+    Precision,
+    optim_state_dtypes,
+    resolve,
+    set_tf32,
+    unsupported_reason,
+)
 from seqlab.train.tasks import Task, build_task
 
 
@@ -291,6 +297,11 @@ def train(
     out, t_start = Path(out_dir), time.time()
     torch.set_num_threads(cfg.threads)
     dd, device = distributed.setup(cfg.device)
+    if cfg.precision == "auto":  # the mode that runs is the one fingerprinted and recorded
+        mode = resolve(cfg.precision, device)
+        trial = {**trial, "train": {**trial["train"], "precision": mode}, "precision_asked": "auto"}
+        cfg = replace(cfg, precision=trial["train"]["precision"])
+        echo(f"precision auto -> {cfg.precision} on {device}")
     echo = echo if dd.main else (lambda _line: None)  # rank 0 speaks
     tf32 = set_tf32(cfg.tf32)  # explicit and recorded: "fp32" means IEEE fp32 unless tf32
     if device.type == "cuda":

@@ -5,6 +5,8 @@ amp_bf16    float32 weights, bfloat16 autocast for the forward
 bf16_pure   weights (and so optimizer state) in bfloat16, no autocast
 amp_fp16    float32 weights, float16 autocast, GradScaler (dynamic loss scaling)
 fp16_naive  weights in float16, no scaling: may overflow / underflow and diverge
+auto        amp_bf16 where the device computes bfloat16 natively, else fp32 (resolved once, at
+            the start of a trial; metrics.json records the mode that ran)
 """
 
 from __future__ import annotations
@@ -36,6 +38,27 @@ class Precision:
     def scaler(self) -> torch.amp.GradScaler:
         """A GradScaler that is a no-op except under amp_fp16."""
         return torch.amp.GradScaler(self.device_type, enabled=self.mode == "amp_fp16")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` computes bfloat16 natively, so that autocast makes it faster, not slower.
+
+    CUDA: the device says (Ampere and newer). CPU: oneDNN's own test (AVX-512 or AMX), the one
+    that decides whether its bf16 kernels, the LSTM's included, run at all; on a CPU without
+    them bf16 is emulated and 2-4x slower than fp32 (README, Benchmarks).
+    """
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False
+
+
+def resolve(mode: str, device: torch.device) -> str:
+    """The mode a trial runs: `auto` becomes amp_bf16 or fp32 by `native_bf16`; others stay."""
+    if mode != "auto":
+        return mode
+    return "amp_bf16" if native_bf16(device) else "fp32"
 
 
 def unsupported_reason(mode: str, device: torch.device) -> str | None:

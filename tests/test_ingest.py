@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -223,3 +225,32 @@ def test_units_only_lines(tmp_path: Path) -> None:
         read_units_text(tmp_path / "num.txt")
     (tmp_path / "tabnum.txt").write_text("a\t1,2\n17\t4,5\n")  # unambiguous: a TAB ends names
     assert [n for n, _ in read_units_text(tmp_path / "tabnum.txt")] == ["a", "17"]
+
+
+def seqlab_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "seqlab.commands", *args],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+def test_export_shards_command_round_trips(unit_manifest: Path, tmp_path: Path) -> None:
+    """`seqlab export-shards` writes every split as shards that a `units_shards` dataset reads
+    back to the same utterances; a non-empty target is refused in one line, untouched."""
+    out = tmp_path / "shards"
+    r = seqlab_cli("export-shards", str(unit_manifest), str(out), "--shard-size", "16")
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"^train: \d+ shards, 200 utterances", r.stdout, re.M), r.stdout
+    assert not list(tmp_path.glob(".shards.partial-*"))
+    original = Manifest(unit_manifest)
+    back_cfg = {"kind": "units_shards", "train": str(out / "train-*.tar"),
+                "eval": str(out / "eval-*.tar"), "vocab_size": original.vocab_size}  # fmt: skip
+    prepare_dataset("back", back_cfg, tmp_path / "back")
+    back = Manifest(tmp_path / "back" / "manifest.json")
+    for split in ("train", "eval"):
+        want = {u.key: u.units for u in original.iter_split(split)}
+        got = {u.key: u.units for u in back.iter_split(split)}
+        assert list(got) == list(want) and all(np.array_equal(got[k], want[k]) for k in want)
+    before = sorted(p.name for p in out.iterdir())
+    r = seqlab_cli("export-shards", str(unit_manifest), str(out))
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1
+    assert "not an empty directory" in r.stderr
+    assert sorted(p.name for p in out.iterdir()) == before

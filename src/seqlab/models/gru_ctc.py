@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -25,9 +25,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from seqlab.data.neural import NeuralSplit, pad_batch
 from seqlab.data.phonemes import ctc_frames
 from seqlab.metrics import corpus_per, greedy_decode, per_by_day
+
+if TYPE_CHECKING:  # the data layer imports the typed config (pydantic): not on the step's path
+    from seqlab.data.neural import NeuralSplit
 
 
 @dataclass
@@ -148,6 +150,8 @@ def decode_split(
     model: torch.nn.Module, sp: NeuralSplit, device: torch.device, batch_size: int = 32
 ) -> dict[str, Any]:
     """Decode every trial of a split (model in eval mode): PER, per-day PER, mean CTC loss."""
+    from seqlab.data.neural import pad_batch
+
     refs, hyps, loss_sum = [], [], 0.0
     for s in range(0, len(sp), batch_size):
         idx = np.arange(s, min(s + batch_size, len(sp)))

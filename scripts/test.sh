@@ -26,4 +26,7 @@ else
   echo "test: not root (or SEQLAB_NO_APT): chromium/Slurm tests skip unless already set up" >&2
 fi
 
-PATH="$PWD/.venv/bin:$PATH" .venv/bin/pytest "$@"
+# Two workers (pytest-xdist), one test file each at a time (module fixtures built once; all
+# of test_slurm.py on one worker): most tests run one-thread torch or a one-core job, so the
+# second core would otherwise idle. SEQLAB_TEST_WORKERS=0 runs them in this process.
+PATH="$PWD/.venv/bin:$PATH" .venv/bin/pytest -n "${SEQLAB_TEST_WORKERS:-2}" --dist loadfile "$@"

@@ -63,10 +63,20 @@ def lm_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1))
 
 
-class UnitLMTask:
-    """Next-unit prediction over the packed token store (tokens: units, BOS, EOS)."""
+class LMTask:
+    """What the language-model tasks share: (x, y) batches scored by `lm_loss`."""
 
     select = "eval_loss"
+
+    def loss(
+        self, model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]
+    ) -> torch.Tensor:
+        x, y = batch
+        return lm_loss(model(x), y)
+
+
+class UnitLMTask(LMTask):
+    """Next-unit prediction over the packed token store (tokens: units, BOS, EOS)."""
 
     def __init__(self, data: dict[str, Any], cfg: TrainConfig, seed: int, device: torch.device):
         self.manifest = Manifest(data["manifest"])
@@ -94,12 +104,6 @@ class UnitLMTask:
     def train_batch(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = self.train.batch(index)
         return to_device(x, self.device), to_device(y, self.device)
-
-    def loss(
-        self, model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]
-    ) -> torch.Tensor:
-        x, y = batch
-        return lm_loss(model(x), y)
 
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module) -> dict[str, float]:

@@ -30,15 +30,13 @@ from seqlab.io import SeqlabError, read_json
 from seqlab.models import GPTConfig, estimate_flops_per_token
 from seqlab.train.config import TrainConfig
 from seqlab.train.precision import device_peak_flops
-from seqlab.train.tasks import file_sha256, lm_eval_loss, lm_loss, to_device
+from seqlab.train.tasks import LMTask, file_sha256, lm_eval_loss, to_device
 
 EVAL_SEED = 1337  # the fixed seed of evaluation offsets (the same batches for every trial)
 
 
-class TextLMTask:
+class TextLMTask(LMTask):
     """Next-token prediction over train.bin / val.bin with random-offset batches."""
-
-    select = "eval_loss"
 
     def __init__(self, data: dict[str, Any], cfg: TrainConfig, seed: int, device: torch.device):
         self.manifest_path = Path(data["manifest"])
@@ -77,12 +75,6 @@ class TextLMTask:
     def train_batch(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = self._host_batch("train", self.offsets("train", self.seed, index))
         return to_device(x, self.device), to_device(y, self.device)
-
-    def loss(
-        self, model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]
-    ) -> torch.Tensor:
-        x, y = batch
-        return lm_loss(model(x), y)
 
     def _eval_offsets(self, split: str) -> list[np.ndarray]:
         if self.eval_batches:

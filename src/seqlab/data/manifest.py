@@ -7,15 +7,18 @@ Every dataset directory has one, written last by prepare (it marks a finished da
 
 Counts are those the kind has, never placeholders: unit datasets `n_samples` (utterances)
 and `n_units`; token bins `n_tokens` (tokens in the split) and `n_documents`; neural
-features `n_trials`, `n_frames`, `n_phonemes`. A top-level `n_tokens` (unit datasets and
-token bins) is the number of token ids the model predicts (units + BOS + EOS; the bins'
-vocabulary). Kind fields: units `vocab_size`, `bos`, `eos`, `store` (seqlab.data.store);
-token bins `vocab_size`, `dtype`, `source`; neural `n_features`, `n_days`, `n_classes`.
-Writers: `shards.write_manifest` (units), `token_bins._manifest`, `neural.write_dataset`.
+features `n_trials`, `n_frames`, `n_phonemes`. `n_tokens` is always a count of tokens;
+the number of token ids a model predicts (units + BOS + EOS; the bins' vocabulary) is the
+top-level `n_token_ids` (read it with `token_ids`). Kind fields: units `vocab_size`, `bos`,
+`eos`, `store` (seqlab.data.store); token bins `vocab_size`, `dtype`, `source`; neural
+`n_features`, `n_days`, `n_classes`; sWUGGY sets `files`, `voices`, `controls`.
+Writers: `shards.write_manifest` (units), `token_bins._manifest`, `neural.write_dataset`,
+`swuggy_sets._write_set`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,3 +39,9 @@ def write_dataset_manifest(
                 "params": params, "seqlab_version": seqlab.__version__}  # fmt: skip
     write_json(path, manifest)
     return manifest
+
+
+def token_ids(manifest: Mapping[str, Any]) -> int:
+    """The number of token ids a model over this dataset predicts. Manifests written before
+    the key existed call it a top-level `n_tokens`; they are read as they are, not rebuilt."""
+    return int(manifest["n_token_ids"] if "n_token_ids" in manifest else manifest["n_tokens"])

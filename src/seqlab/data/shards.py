@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import webdataset as wds
 
-from seqlab.data.manifest import write_dataset_manifest
+from seqlab.data.manifest import token_ids, write_dataset_manifest
 from seqlab.data.store import StoreWriter, open_split
 from seqlab.io import SeqlabError, atomic_write, read_json
 
@@ -158,8 +158,8 @@ class Manifest:
         return int(self.data["eos"])
 
     @property
-    def n_tokens(self) -> int:
-        return int(self.data["n_tokens"])
+    def n_token_ids(self) -> int:
+        return token_ids(self.data)
 
     def splits(self) -> list[str]:
         return list(self.data["splits"])
@@ -226,7 +226,7 @@ def write_manifest(
     }
     return write_dataset_manifest(
         path, dataset, kind, counts, params, vocab_size=vocab_size, bos=vocab_size,
-        eos=vocab_size + 1, n_tokens=vocab_size + 2, store=store or {}, **extra,
+        eos=vocab_size + 1, n_token_ids=vocab_size + 2, store=store or {}, **extra,
     )  # fmt: skip
 
 

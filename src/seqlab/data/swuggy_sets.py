@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-import seqlab
 from seqlab.data.ingest import read_units_text, write_units_text
 from seqlab.data.lexicon import build_lexicon, cmudict_prons, strip_stress
+from seqlab.data.manifest import write_dataset_manifest
 from seqlab.data.phonemes import CLASS_OF, PHONEMES, SIL
 from seqlab.data.shards import Manifest
 from seqlab.data.swuggy_files import read_gold, write_gold, write_submission
@@ -331,15 +331,15 @@ def _write_set(
         | {f"{g}.lexical_all": r[g]["lexical_all"] for g in ("seen", "heldout") if g in r}
         for c, r in results.items()
     }
+    fields = {k: v for k, v in info.items() if k not in ("dataset", "kind", "params")}
     V = info["vocab_size"]
-    manifest = {**info, "bos": V, "eos": V + 1, "n_tokens": V + 2,
-                "files": {"gold": "gold.csv", "units": "units.txt", "controls": "controls.json"},
-                "splits": {info["split"]: {"n_samples": len(gold),
-                                           "n_units": int(sum(len(u) for u in units.values()))}},
-                "n_ids": int(gold["id"].nunique()), "controls": summary,
-                "seqlab_version": seqlab.__version__}  # fmt: skip
-    write_json(out / "manifest.json", manifest)
-    return manifest
+    splits = {info["split"]: {"n_samples": len(gold),
+                              "n_units": int(sum(len(u) for u in units.values()))}}  # fmt: skip
+    return write_dataset_manifest(
+        out / "manifest.json", info["dataset"], info["kind"], splits, info["params"], **fields,
+        bos=V, eos=V + 1, n_token_ids=V + 2, n_ids=int(gold["id"].nunique()), controls=summary,
+        files={"gold": "gold.csv", "units": "units.txt", "controls": "controls.json"},
+    )  # fmt: skip
 
 
 # -- real sets -------------------------------------------------------------------------------

@@ -86,7 +86,7 @@ def _manifest(name: str, kind: str, out: Path, vocab: int, docs: dict, **extra: 
     params = extra.pop("params", {})
     return write_dataset_manifest(
         out / "manifest.json", name, "token_bins", splits, params, source=kind,
-        vocab_size=vocab, n_tokens=vocab, dtype="uint16", **extra,
+        vocab_size=vocab, n_token_ids=vocab, dtype="uint16", **extra,
     )  # fmt: skip
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from seqlab.data.ingest import read_units_text
+from seqlab.data.manifest import token_ids
 from seqlab.data.swuggy_files import read_gold, write_submission
 from seqlab.data.synthetic_units import parse_params
 from seqlab.io import SeqlabError, read_json, write_json
@@ -118,10 +119,10 @@ def evaluate_trial(
     held = [v["id"] for v in man.get("voices", []) if v.get("heldout")]
     device = pick_device(p.device)
     model, ck = load_model(trial_dir / "model.pt", device)
-    if ck["vocab_size"] != man["n_tokens"]:
+    if ck["vocab_size"] != token_ids(man):
         raise SeqlabError(
             f"{trial_dir}/model.pt predicts {ck['vocab_size']} tokens, set "
-            f"{man['dataset']!r} has {man['n_tokens']} (units + BOS + EOS); "
+            f"{man['dataset']!r} has {token_ids(man)} (units + BOS + EOS); "
             "score a model trained on the same tokenizer"
         )
     split, sub_dir = man.get("split", "dev"), Path(submission_dir)

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from seqlab.data.manifest import token_ids
 from seqlab.io import SeqlabError, read_json
 from seqlab.models import build_model
 from seqlab.train.checkpoint import load_checkpoint
@@ -57,7 +58,7 @@ def _spec_of(trial_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
     if (trial_dir / "model.pt").exists():
         return load_checkpoint(trial_dir / "model.pt")["model_config"]
     manifest = read_json(config["data"]["manifest"])
-    return {**config["train"]["model"], "vocab_size": manifest["n_tokens"]}
+    return {**config["train"]["model"], "vocab_size": token_ids(manifest)}
 
 
 def load_latest_model(

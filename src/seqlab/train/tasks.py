@@ -81,7 +81,7 @@ class UnitLMTask(LMTask):
     def __init__(self, data: dict[str, Any], cfg: TrainConfig, seed: int, device: torch.device):
         self.manifest = Manifest(data["manifest"])
         self.device = device
-        self.vocab_size = self.manifest.n_tokens
+        self.vocab_size = self.manifest.n_token_ids
         self.eval_batches = cfg.eval_batches or None
         train, evals = (open_split(self.manifest.root, self.manifest.data, s).tokens
                         for s in ("train", "eval"))  # fmt: skip

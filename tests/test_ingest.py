@@ -38,7 +38,7 @@ def test_text_round_trip(tmp_path: Path, fmt: str) -> None:
     line = (tmp_path / "train.txt").read_text().splitlines()[0]
     assert re.fullmatch(r"utt0000\t\d+(,\d+)*" if fmt == "tab" else r"utt0000( \d+)+", line)
     params = {"train": str(tmp_path / "train.txt"), "eval": str(tmp_path / "eval.txt"),
-              "shard_size": 16, "speaker_regex": r"^([a-z]+)"}  # fmt: skip
+              "speaker_regex": r"^([a-z]+)"}  # fmt: skip
     m = ingest_units_text("real", params, tmp_path / "ds")
     man = Manifest(tmp_path / "ds" / "manifest.json")
     assert m["kind"] == "units_text" and m["vocab_size"] == 256
@@ -88,6 +88,32 @@ def test_text_errors(tmp_path: Path, text: str, vocab: int, message: str) -> Non
         ingest_units_text("x", {"train": str(tmp_path / "bad.txt"), "vocab_size": vocab},
                           tmp_path / "ds")  # fmt: skip
     assert "\n" not in str(e.value)
+
+
+def test_paths_and_encodings_are_one_line(tmp_path: Path) -> None:
+    """A path typo, a directory, an empty eval file, Latin-1 names and UTF-16 files: one
+    line each, nothing written; a UTF-8 byte-order mark is not part of the first name."""
+    write_units_text(tmp_path / "t.txt", items(5))
+    (tmp_path / "empty.txt").write_text("")
+
+    def fails(params: dict, message: str) -> None:
+        with pytest.raises(SeqlabError, match=message) as e:
+            prepare_dataset("x", {"kind": "units_text", **params}, tmp_path / "ds")
+        assert "\n" not in str(e.value) and not (tmp_path / "ds").exists()
+
+    train = str(tmp_path / "t.txt")
+    fails({"train": train, "eval": "nope.txt"}, r"nope\.txt: units file not found; check")
+    fails({"train": str(tmp_path)}, r": units file is a directory; check the dataset's")
+    fails({"train": train, "eval": str(tmp_path / "empty.txt")}, r"empty\.txt: no utterances")
+    (tmp_path / "latin1.txt").write_bytes(b"caf\xe9\t1,2\ncaf\xe8\t3\n")
+    fails({"train": str(tmp_path / "latin1.txt")}, r"latin1\.txt:1: not UTF-8 \(byte 0xe9 at co")
+    (tmp_path / "u16.txt").write_text("a\t1,2\n", encoding="utf-16")
+    fails({"train": str(tmp_path / "u16.txt")}, r"u16\.txt: not UTF-8 text \(UTF-16 or binary\)")
+    (tmp_path / "bom.txt").write_bytes(b"\xef\xbb\xbf" + (tmp_path / "t.txt").read_bytes())
+    (tmp_path / "bom_units.txt").write_bytes(b"\xef\xbb\xbf1 2 3\n4 5\n")
+    assert read_units_text(tmp_path / "bom.txt")[0][0] == read_units_text(train)[0][0]
+    assert [n for n, _ in read_units_text(tmp_path / "bom_units.txt")] == [
+        "bom_units.txt:1", "bom_units.txt:2"]  # fmt: skip
 
 
 def test_eval_fraction_split_is_stable(tmp_path: Path) -> None:
@@ -198,6 +224,61 @@ def test_shard_contract_refused_at_ingest(tmp_path: Path, key, units, message) -
     with pytest.raises(SeqlabError, match=message) as e:
         prepare_dataset("x", {"kind": "units_shards", **params}, tmp_path / "ds")
     assert "\n" not in str(e.value) and not (tmp_path / "ds").exists()
+
+
+class _Payload:
+    """Unpickling this runs `touch <path>`: a pickle is code."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (subprocess.call, (["touch", self.path],))
+
+
+def test_shard_members_are_never_unpickled(tmp_path: Path) -> None:
+    """Only units.npy (without pickles) and json are decoded; a .pyd member, which
+    webdataset's default decoders would unpickle, stays bytes and is ignored."""
+    import io
+    import pickle
+    import tarfile
+
+    write_src_shards(tmp_path / "src", "train", utts(3, 0, "tr"))
+    write_src_shards(tmp_path / "src", "eval", utts(2, 1, "ev"))
+    shard = tmp_path / "src" / "train-000000.tar"
+    with tarfile.open(shard) as t:
+        members = [(m, t.extractfile(m).read()) for m in t.getmembers()]
+    evil = pickle.dumps(_Payload(tmp_path / "PWNED"))
+    info = tarfile.TarInfo(f"{members[0][0].name.split('.')[0]}.extra.pyd")  # sample 1's
+    info.size = len(evil)
+    with tarfile.open(shard, "w") as t:
+        for m, data in [*members[:2], (info, evil), *members[2:]]:
+            t.addfile(m, io.BytesIO(data))
+    params = {"kind": "units_shards", "train": str(tmp_path / "src" / "train-*.tar"),
+              "eval": str(tmp_path / "src" / "eval-*.tar")}  # fmt: skip
+    m = prepare_dataset("x", params, tmp_path / "ds")
+    assert m["splits"]["train"]["n_samples"] == 3 and not (tmp_path / "PWNED").exists()
+
+
+def test_a_shard_cut_between_members_is_refused(tmp_path: Path) -> None:
+    """tarfile reads a tar cut at a member boundary as a shorter tar: samples would go
+    missing without a word, and the counts of the manifest would agree with the loss."""
+    write_src_shards(tmp_path / "src", "train", utts(20, 0, "tr"))
+    write_src_shards(tmp_path / "src", "eval", utts(2, 1, "ev"))
+    shard = tmp_path / "src" / "train-000000.tar"
+    import tarfile
+
+    with tarfile.open(shard) as t:
+        cut = t.getmembers()[6].offset  # a member boundary, past a few whole samples
+    shard.write_bytes(shard.read_bytes()[:cut])
+    params = {"kind": "units_shards", "train": str(shard),
+              "eval": str(tmp_path / "src" / "eval-*.tar")}  # fmt: skip
+    with pytest.raises(SeqlabError, match=r"train-000000\.tar: truncated tar \(no end-of-arch"):
+        prepare_dataset("x", params, tmp_path / "ds")
+    assert not (tmp_path / "ds").exists()
+    shard.write_bytes(shard.read_bytes()[: cut - 100])  # inside a member
+    with pytest.raises(SeqlabError, match=r"truncated tar \(it ends inside a member's data"):
+        prepare_dataset("x", params, tmp_path / "ds")
 
 
 def test_directory_as_shard_glob(tmp_path: Path) -> None:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Pos = Annotated[int, Field(ge=1)]
 NonNeg = Annotated[int, Field(ge=0)]
 Prob = Annotated[float, Field(ge=0.0, le=1.0)]
-NonNegF = Annotated[float, Field(ge=0.0)]
-PosF = Annotated[float, Field(gt=0.0)]
+NonNegF = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+PosF = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
 Vocab = Annotated[int, Field(ge=1, le=65534)]  # uint16 tokens with BOS/EOS on top
 N_PHONEMES = 40  # 39 ARPAbet + SIL: a synthetic world needs >= 1 unit per phoneme
 
@@ -114,8 +115,17 @@ class UnitsText(Strict):
     vocab_size: Vocab = 256
     frame_rate: PosF = 50.0
     speaker_regex: str | None = None
-    shard_size: Pos = 1000
     checks: UnitChecks = Field(default_factory=UnitChecks)
+
+    @field_validator("speaker_regex")
+    @classmethod
+    def _compiles(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as e:
+                raise ValueError(f"{v!r} is not a regular expression ({e})") from None
+        return v
 
 
 Shards = Annotated[str, Field(min_length=1)] | Annotated[list[str], Field(min_length=1)]

@@ -28,7 +28,12 @@ from seqlab.data.progress import Progress
 from seqlab.data.shards import iter_shard, write_manifest
 from seqlab.data.store import StoreWriter
 from seqlab.data.synthetic_units import parse_params
-from seqlab.data.text_units import detect_units_only, iter_text_blocks, read_units_text
+from seqlab.data.text_units import (
+    detect_units_only,
+    iter_text_blocks,
+    read_units_text,
+    require_units_file,
+)
 from seqlab.io import SeqlabError
 
 __all__ = ["ingest_units_shards", "ingest_units_text", "read_units_text", "write_units_text"]
@@ -44,7 +49,6 @@ class UnitsTextParams:
     vocab_size: int = 256  # units must be integers in 0..vocab_size-1
     frame_rate: float = 50.0  # units per second, for each utterance's duration
     speaker_regex: str | None = None  # regex whose group 1 (or match) on the name is the speaker
-    shard_size: int = 1000  # utterances per .tar shard
 
     def problems(self) -> list[str]:
         out = [] if self.train else ["train: the path of the units file is required"]
@@ -52,8 +56,8 @@ class UnitsTextParams:
             out.append(f"eval_fraction={self.eval_fraction}: must be in [0, 1)")
         if not 1 <= self.vocab_size <= 65534:
             out.append(f"vocab_size={self.vocab_size}: must be in 1..65534 (uint16 tokens)")
-        if self.shard_size < 1 or self.frame_rate <= 0:
-            out.append("shard_size and frame_rate must be > 0")
+        if self.frame_rate <= 0:
+            out.append("frame_rate must be > 0")
         return out
 
 
@@ -132,6 +136,8 @@ def ingest_units_text(name: str, params: dict[str, Any], out_dir: str | Path) ->
     """
     p = parse_params(UnitsTextParams, params, f"dataset {name!r} (units_text)")
     files = [p.train] + ([p.eval] if p.eval else [])
+    for path in files:
+        require_units_file(path)
     threshold = None if p.eval else _eval_threshold(p)
     writers = {s: StoreWriter(out_dir, s, p.vocab_size) for s in ("train", "eval")}
     formats, hashes = {}, {f: [] for f in files}
@@ -155,6 +161,8 @@ def ingest_units_text(name: str, params: dict[str, Any], out_dir: str | Path) ->
             prog.update(len(b.units), (done + b.n_bytes - nbytes) / max(1, total))
             done, nbytes = done + b.n_bytes - nbytes, b.n_bytes
     for path in files:
+        if not sum(len(h) for h in hashes[path]):
+            raise SeqlabError(f"{path}: no utterances; is this the quantized units file?")
         _duplicates(path, hashes[path], "")
     if p.eval:
         both = np.intersect1d(np.concatenate(hashes[p.train]), np.concatenate(hashes[p.eval]))
@@ -166,8 +174,6 @@ def ingest_units_text(name: str, params: dict[str, Any], out_dir: str | Path) ->
                 "train and eval must not share utterances"
             )
     store = {s: w.close() for s, w in writers.items()}
-    if not sum(len(h) for h in hashes[p.train]):
-        raise SeqlabError(f"{p.train}: no utterances; is this the quantized units file?")
     if store["eval"]["n_samples"] == 0:
         raise SeqlabError(f"dataset {name!r}: the eval split is empty; give eval or eval_fraction")
     prog.done()

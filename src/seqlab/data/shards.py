@@ -14,7 +14,9 @@ Shard paths are relative to the manifest's directory.
 from __future__ import annotations
 
 import io
+import json
 import re
+import tarfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,8 +94,43 @@ def _whole(urls):
     return urls
 
 
-def _decode_npy(data: bytes) -> np.ndarray:
-    return np.load(io.BytesIO(data), allow_pickle=False)
+def _decode(sample: dict[str, Any]) -> dict[str, Any]:
+    """Decode the two members seqlab reads, and nothing else: webdataset's default decoders
+    would unpickle `.pyd`/`.pkl` members and `torch.load` `.pth` ones, code from the shard."""
+    out = dict(sample)
+    if isinstance(out.get("units.npy"), bytes):
+        out["units.npy"] = np.load(io.BytesIO(out["units.npy"]), allow_pickle=False)
+    if isinstance(out.get("json"), bytes):
+        out["json"] = json.loads(out["json"])
+    return out
+
+
+def _incomplete(path: Path) -> str | None:
+    """Why the tar is cut short, or None. A tar cut between two members reads as a shorter
+    tar (tarfile stops at end of file without complaint), so the end-of-archive marker, the
+    zero block after the last member's data, is required."""
+    size = path.stat().st_size
+    try:
+        tar = tarfile.open(path, "r:")
+    except tarfile.ReadError:
+        return None  # not a tar at all: the reader says so, naming the shard
+    with tar:
+        try:
+            members = tar.getmembers()
+        except tarfile.ReadError as e:
+            return f"it ends inside a member's data: {e}"
+    end = 0
+    if members:
+        last = members[-1]
+        end = last.offset_data + -(-last.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+    if end > size:
+        return f"its last member ({members[-1].name}) ends at byte {end}, the file at {size}"
+    with open(path, "rb") as f:
+        f.seek(end)
+        marker = f.read(tarfile.BLOCKSIZE)
+    if len(marker) < tarfile.BLOCKSIZE or marker.count(0) != tarfile.BLOCKSIZE:
+        return f"no end-of-archive block after its {len(members)} members"
+    return None
 
 
 def iter_shard(path: str | Path) -> Iterator[Utterance]:
@@ -112,9 +149,14 @@ def iter_shard(path: str | Path) -> Iterator[Utterance]:
         empty_check=False,
         nodesplitter=_whole,
         workersplitter=_whole,
-    ).decode(wds.handle_extension("npy", _decode_npy))
+    ).map(_decode)
     key = "<first sample>"
     try:
+        cut = _incomplete(path)
+        if cut:
+            raise SeqlabError(
+                f"{path}: truncated tar ({cut}); copy the shard again or rebuild the dataset"
+            )
         for sample in ds:
             key = sample.get("__key__", key)
             if "units.npy" not in sample:

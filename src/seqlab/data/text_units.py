@@ -25,6 +25,7 @@ import numpy as np
 
 from seqlab.io import SeqlabError
 
+BOM = b"\xef\xbb\xbf"  # a UTF-8 byte-order mark some editors write: not part of the name
 BLOCK_BYTES = 1 << 22  # 4 MB of text: ~1M units, ~60 MB of numpy temporaries
 _ALLOWED = np.zeros(256, bool)
 _ALLOWED[list(b"0123456789 ,\t\r\n")] = True
@@ -119,7 +120,10 @@ def _parse_block(
             name, off = _split(line)
             if not name or (name.isdigit() and b"\t" not in line and b"|" not in line):
                 return None
-            names.append(name.decode(errors="replace"))
+            try:
+                names.append(name.decode())
+            except UnicodeDecodeError:
+                return None
             regions.append(line[off:])
         lines.append(line0 + i)
     if not names:
@@ -155,20 +159,39 @@ def detect_units_only(path: Path) -> bool:
     with open(path, "rb") as f:
         for line in f:
             if line.strip():
-                return _is_units_only(line)
+                return _is_units_only(line.removeprefix(BOM))
     return False
+
+
+def require_units_file(path: str | Path) -> Path:
+    """The path, if it is a UTF-8 text file; else one line saying what it is instead."""
+    path = Path(path)
+    if not path.is_file():
+        what = "is a directory" if path.is_dir() else "not found"
+        raise SeqlabError(
+            f"{path}: units file {what}; check the dataset's train/eval paths (relative paths "
+            "start where snakemake runs)"
+        )
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head:
+        raise SeqlabError(
+            f"{path}: not UTF-8 text (UTF-16 or binary); convert it, e.g. "
+            f"iconv -f utf-16 -t utf-8 {path.name} > {path.stem}.utf8{path.suffix}"
+        )
+    return path
 
 
 def iter_text_blocks(path: str | Path, vocab_size: int) -> Iterator[TextBlock]:
     """Blocks of utterances of a quantized units file, in file order, bounded memory."""
-    path = Path(path)
-    if not path.is_file():
-        raise SeqlabError(f"{path}: units file not found; check the dataset's train/eval paths")
+    path = require_units_file(path)
     units_only = detect_units_only(path)
     line0, carry, done = 1, b"", 0
     with open(path, "rb") as f:
         while True:
             raw = f.read(BLOCK_BYTES)
+            if done == 0 and not carry:
+                raw = raw.removeprefix(BOM)
             data = carry + raw
             cut = len(data) if not raw else data.rfind(b"\n") + 1
             if cut == 0 and raw:
@@ -186,10 +209,17 @@ def iter_text_blocks(path: str | Path, vocab_size: int) -> Iterator[TextBlock]:
 def _block(data: bytes, line0: int, path: Path, V: int, units_only: bool, done: int) -> TextBlock:
     parsed = _parse_block(data, line0, path, V, units_only)
     if parsed is None:  # word the first problem exactly, line by line
-        text = data.decode("utf-8", errors="replace")
-        for i, line in enumerate(text.split("\n")):
+        for i, raw in enumerate(data.split(b"\n")):
+            where = f"{path}:{line0 + i}"
+            try:
+                line = raw.decode()
+            except UnicodeDecodeError as e:
+                raise SeqlabError(
+                    f"{where}: not UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1}); "
+                    "names must be UTF-8: convert the file, e.g. iconv -f latin1 -t utf-8"
+                ) from None
             if line.strip():
-                parse_line(line, f"{path}:{line0 + i}", V, units_only, f"{path.name}:{line0 + i}")
+                parse_line(line, where, V, units_only, f"{path.name}:{line0 + i}")
         raise SeqlabError(f"{path}:{line0}: unreadable block; check the file's encoding")
     names, lines, lengths, units = parsed
     return TextBlock(names, lines, lengths, units, done)

@@ -14,7 +14,7 @@ from conftest import PYTHON, ROOT, curves, tiny_trial
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from seqlab.io import SeqlabError, read_json
-from seqlab.train.checkpoint import load_checkpoint
+from seqlab.train.checkpoint import load_checkpoint, save_checkpoint
 from seqlab.train.logbook import read_log
 from seqlab.train.loop import Preempted, train
 from seqlab.train.tasks import TASKS, UnitLMTask
@@ -159,12 +159,76 @@ def test_changed_config_discards_the_checkpoint(unit_manifest: Path, tmp_path: P
     assert m["steps"] == 12
 
 
+def events_of(trial_dir: Path) -> list[dict]:
+    return [e for e in map(json.loads, open(trial_dir / "log.jsonl")) if e["kind"] == "event"]
+
+
 def test_larger_max_steps_continues_the_trial(unit_manifest: Path, tmp_path: Path) -> None:
+    """Under a schedule that does not decay to max_steps, a longer rerun resumes and ends
+    bitwise where one uninterrupted trial of that length ends."""
+    const = {"name": "constant", "warmup": 2}
+    train(tiny_trial(unit_manifest, max_steps=8, schedule=const), tmp_path / "t", echo=quiet)
+    m = train(tiny_trial(unit_manifest, max_steps=12, schedule=const), tmp_path / "t",
+              echo=quiet)  # fmt: skip
+    train(tiny_trial(unit_manifest, max_steps=12, schedule=const), tmp_path / "fresh",
+          echo=quiet)  # fmt: skip
+    assert [e["from_step"] for e in events_of(tmp_path / "t") if e["event"] == "resume"] == [8]
+    assert m["steps"] == 12 and curves(tmp_path / "t") == curves(tmp_path / "fresh")
+    assert_same_model(tmp_path / "t", tmp_path / "fresh")
+
+
+def test_max_steps_changes_that_would_mislabel_retrain(unit_manifest: Path, tmp_path: Path) -> None:
+    """Cosine decays to max_steps, so a longer cosine trial is another trajectory; a shorter
+    one must not publish the longer one's weights under the shorter label."""
+    train(tiny_trial(unit_manifest, max_steps=8), tmp_path / "cos", echo=quiet)
+    m = train(tiny_trial(unit_manifest), tmp_path / "cos", echo=quiet)
+    train(tiny_trial(unit_manifest), tmp_path / "fresh", echo=quiet)
+    assert [e["why"] for e in events_of(tmp_path / "cos") if e["event"] == "ckpt_discarded"] == [
+        "config or data changed"]  # fmt: skip
+    assert m["steps"] == 12 and curves(tmp_path / "cos") == curves(tmp_path / "fresh")
+
+    const = {"name": "constant"}
+    train(tiny_trial(unit_manifest, schedule=const), tmp_path / "short", echo=quiet)
+    m = train(tiny_trial(unit_manifest, max_steps=8, schedule=const), tmp_path / "short",
+              echo=quiet)  # fmt: skip
+    train(tiny_trial(unit_manifest, max_steps=8, schedule=const), tmp_path / "fresh8",
+          echo=quiet)  # fmt: skip
+    why = [e["why"] for e in events_of(tmp_path / "short") if e["event"] == "ckpt_discarded"]
+    assert why == ["made at step 12, past max_steps 8"] and m["steps"] == 8
+    assert curves(tmp_path / "short") == curves(tmp_path / "fresh8")
+    assert_same_model(tmp_path / "short", tmp_path / "fresh8")
+
+
+def test_a_last_step_evaluation_is_not_continued(unit_manifest: Path, tmp_path: Path) -> None:
+    """Step 6 was evaluated only because it was the last one, which a 12-step trial does not
+    do (its best checkpoint could be step 6's): the longer rerun retrains and ends bitwise as
+    the uninterrupted 12-step trial."""
+    kw = {"schedule": {"name": "constant"}, "ckpt_interval": 2}
+    train(tiny_trial(unit_manifest, max_steps=6, **kw), tmp_path / "t", echo=quiet)
+    train(tiny_trial(unit_manifest, **kw), tmp_path / "t", echo=quiet)
+    train(tiny_trial(unit_manifest, **kw), tmp_path / "fresh", echo=quiet)
+    why = [e["why"] for e in events_of(tmp_path / "t") if e["event"] == "ckpt_discarded"]
+    assert why == ["step 6 was evaluated as the last step; a longer trial would not be"]
+    assert curves(tmp_path / "t") == curves(tmp_path / "fresh")
+    assert_same_model(tmp_path / "t", tmp_path / "fresh")
+
+
+def test_a_checkpoint_that_does_not_fit_the_model_is_discarded(
+    unit_manifest: Path, tmp_path: Path
+) -> None:
+    """Same fingerprint, other weights (a seqlab upgrade renamed a parameter): the trial
+    restarts with a reason in the log instead of failing on every rerun."""
     train(tiny_trial(unit_manifest, max_steps=8), tmp_path / "t", echo=quiet)
-    m = train(tiny_trial(unit_manifest, max_steps=12), tmp_path / "t", echo=quiet)
-    log = [json.loads(x) for x in open(tmp_path / "t" / "log.jsonl")]
-    assert [e["from_step"] for e in log if e.get("event") == "resume"] == [8]
-    assert m["steps"] == 12 and max(e["step"] for e in log) == 12
+    (tmp_path / "t" / "metrics.json").unlink()
+    for name in ("last.pt", "prev.pt"):
+        state = load_checkpoint(tmp_path / "t" / "ckpt" / name)
+        state["model"] = {f"old.{k}": v for k, v in state["model"].items()}
+        save_checkpoint(tmp_path / "t" / "ckpt" / name, state)
+    m = train(tiny_trial(unit_manifest, max_steps=8), tmp_path / "t", echo=quiet)
+    train(tiny_trial(unit_manifest, max_steps=8), tmp_path / "fresh", echo=quiet)
+    why = [e["why"] for e in events_of(tmp_path / "t") if e["event"] == "ckpt_discarded"]
+    assert len(why) == 1 and why[0].startswith("its weights do not fit the model")
+    assert m["steps"] == 8 and curves(tmp_path / "t") == curves(tmp_path / "fresh")
 
 
 class SpikyTask(UnitLMTask):

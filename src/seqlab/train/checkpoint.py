@@ -89,7 +89,8 @@ class Checkpointer:
     ) -> tuple[dict[str, Any] | None, bool]:
         """(the newest intact state that `accept` takes, whether checkpoints were discarded).
         A corrupt file is reported (report(path, why)) and removed; a state `accept` refuses
-        (another config) removes every checkpoint. No state: start the trial afresh."""
+        (another config, or one an uninterrupted trial would not pass through) removes every
+        checkpoint: an older one would not match best.pt. No state: start the trial afresh."""
         for path in (self.last, self.prev):
             if not path.exists():
                 continue

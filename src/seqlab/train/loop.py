@@ -75,17 +75,22 @@ class TrainerState:
 
 #: trainer fields a roll-back keeps (the model selection made so far)
 ROLLBACK_KEEPS = ("best", "best_step", "bad_evals")
-#: train keys that do not change the weights' trajectory: a checkpoint made under other values
-#: of these is resumed (e.g. a larger max_steps continues a finished trial)
-BOOKKEEPING = {"max_steps", "eval_interval", "eval_batches", "ckpt_interval", "log_interval",
-               "patience", "min_delta", "milestones", "keep_steps", "threads", "device",
+#: train keys that change neither the weights' trajectory nor which checkpoint is best: a
+#: checkpoint made under other values of these is resumed (a larger max_steps continues a
+#: finished trial, unless the schedule decays towards max_steps). The evaluation keys are not
+#: among them: they decide the best checkpoint, so a change to them retrains.
+BOOKKEEPING = {"max_steps", "ckpt_interval", "log_interval", "keep_steps", "threads", "device",
                "compile"}  # fmt: skip
+#: schedules whose learning rate at every step depends on max_steps (optim.lr_at)
+DECAYS_TO_MAX_STEPS = {"cosine", "linear"}
 
 
 def trajectory_fingerprint(trial: dict[str, Any], data: dict[str, Any], world: int) -> str:
     """What a checkpoint must match to be resumed: the trajectory-relevant config, the data
     (the manifest's hash) and the number of processes."""
-    train = {k: v for k, v in trial["train"].items() if k not in BOOKKEEPING}
+    t = trial["train"]
+    horizon = t.get("schedule", {}).get("name") in DECAYS_TO_MAX_STEPS
+    train = {k: v for k, v in t.items() if k not in BOOKKEEPING or (k == "max_steps" and horizon)}
     payload = {"train": train, "seed": trial["seed"], "task": trial.get("task"),
                "data": data.get("manifest_sha256"), "world": world}  # fmt: skip
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
@@ -214,10 +219,14 @@ class Run:
         # a resumed log continues the earlier records: without any (log.jsonl and its copy in
         # ckpt/ both deleted) the curve would start mid-way, so the trial is retrained whole
         log_kept = self.log.has_records()
-        state, discarded = self.ckpt.load_state(
-            lambda s: s.get("fingerprint") == self.fingerprint and log_kept,
-            lambda path, why: corrupt.append((path, why)),
-        )
+        refused: list[str] = []
+
+        def accept(s: dict[str, Any]) -> bool:
+            why = self.refusal(s, log_kept)
+            refused.extend([why] if why else [])
+            return why is None
+
+        state, discarded = self.ckpt.load_state(accept, lambda p, why: corrupt.append((p, why)))
         if state is not None:
             self.restore(state)
             self.guard.load_state_dict(state["guard"])
@@ -226,15 +235,34 @@ class Run:
             self.log.event(self.st.step, "ckpt_corrupt", path=path, why=why,
                            then="resume" if state is not None else "restart")  # fmt: skip
         if state is None:
-            if discarded:  # another config or other data: resuming would publish stale results
-                why = "config or data changed" if log_kept else "log.jsonl and its copy missing"
-                self.log.event(0, "ckpt_discarded", why=why)
+            if discarded:  # resuming would publish results this config does not produce
+                self.log.event(0, "ckpt_discarded", why=refused[0])
             self.evaluate()
             return
         if self.st.best_step >= 0 and self.ckpt.load_best() is None:  # every rank agrees
             self.log.event(self.st.step, "best_lost", best_step=self.st.best_step)
             self.st.best, self.st.best_step, self.st.bad_evals = math.inf, -1, 0
         self.log.event(self.st.step, "resume", from_step=self.st.step)
+
+    def refusal(self, state: dict[str, Any], log_kept: bool) -> str | None:
+        """Why this checkpoint cannot continue the trial an uninterrupted run of this config
+        would be, or None. Refused checkpoints are discarded and the trial starts afresh."""
+        step, cfg = int(state["trainer"]["step"]), self.cfg
+        if state.get("fingerprint") != self.fingerprint:
+            return "config or data changed"
+        if not log_kept:
+            return "log.jsonl and its copy missing"
+        if step > cfg.max_steps:
+            return f"made at step {step}, past max_steps {cfg.max_steps}"
+        extra_eval = step % cfg.eval_interval and step not in cfg.milestones
+        if extra_eval and state["trainer"]["last_eval_step"] == step < cfg.max_steps:
+            return f"step {step} was evaluated as the last step; a longer trial would not be"
+        own = {k: tuple(v.shape) for k, v in self.raw.state_dict().items()}
+        theirs = {k: tuple(v.shape) for k, v in state["model"].items()}
+        if own != theirs:
+            diff = sorted(set(own.items()) ^ set(theirs.items()))[0][0]
+            return f"its weights do not fit the model (first difference: {diff})"
+        return None
 
     def judge(self, pending: list[tuple[int, float, torch.Tensor, torch.Tensor]]) -> bool:
         """Read the pending steps' numbers (one device sync) and let the guard judge them in

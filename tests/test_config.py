@@ -294,6 +294,28 @@ def test_checks_across_keys_name_the_key() -> None:
     ]
 
 
+def test_values_that_fail_only_later_are_refused_when_the_config_loads() -> None:
+    """A GPT-2 context shorter than seq_len fails at the first evaluation, a bad
+    speaker_regex at export, an infinite lr at the first step: all are config errors."""
+    cfg = base()
+    x = cfg["experiments"]["a"]
+    x["train"]["model"] = {"arch": "gpt2", "block_size": 16, "n_embd": 16, "n_head": 2}
+    x["train"]["seq_len"] = 32
+    cfg["datasets"]["text"] = {"kind": "units_text", "train": "t.txt", "speaker_regex": "(spk"}
+    got = lines_of(cfg)
+    assert len(got) == 2, got
+    assert got[0].startswith("datasets.text.speaker_regex: '(spk' is not a regular expression")
+    assert got[1] == (
+        "experiments.a.train.seq_len: 32 exceeds model.block_size 16 (GPT-2's learned "
+        "positions); raise block_size or lower seq_len"
+    )
+    x["train"]["seq_len"] = 16
+    x["train"]["optim"]["lr"] = float("inf")
+    assert lines_of(cfg)[1:] == [
+        "experiments.a.train.optim.lr: input should be a finite number (got inf)"
+    ]
+
+
 def test_check_config_command_names_file_and_line(tmp_path: Path) -> None:
     """`seqlab check-config`: what Snakemake's own parser of a --configfile cannot say."""
     bad = tmp_path / "my.yaml"
@@ -312,3 +334,6 @@ def test_check_config_command_names_file_and_line(tmp_path: Path) -> None:
     proc = subprocess.run([*cmd, str(ROOT / "config/config.yaml")], capture_output=True,
                           text=True, timeout=120)  # fmt: skip
     assert proc.returncode == 0 and "valid" in proc.stdout, proc.stderr
+    bad.write_bytes(b"experiments:\n  # caf\xe9 (Latin-1)\n  a: {}\n")
+    proc = subprocess.run([*cmd, str(bad)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and f"{bad}:2: not UTF-8 (byte 0xe9)" in proc.stderr, proc.stderr

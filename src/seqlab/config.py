@@ -114,7 +114,7 @@ class Schedule(Strict):
 
 
 class Augment(Strict):
-    """Task ctc's data augmentation (seqlab.train.ctc.augment)."""
+    """Task ctc's data augmentation (seqlab.train.augment)."""
 
     white_noise: NonNegF = 0.0
     constant_offset: NonNegF = 0.0
@@ -168,6 +168,11 @@ class Train(Strict):
         s = self.schedule
         if s.name in ("cosine", "linear") and s.warmup > self.max_steps:
             raise ValueError(f"schedule.warmup: {s.warmup} exceeds max_steps {self.max_steps}")
+        if isinstance(self.model, GPT2) and self.seq_len > self.model.block_size:
+            raise ValueError(
+                f"seq_len: {self.seq_len} exceeds model.block_size {self.model.block_size} "
+                "(GPT-2's learned positions); raise block_size or lower seq_len"
+            )
         return self
 
 

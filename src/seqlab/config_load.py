@@ -79,10 +79,15 @@ class UniqueKeyLoader(yaml.SafeLoader):
 def load_yaml(path: str | Path) -> Any:
     """Parse a YAML file; invalid YAML or a duplicate key -> ConfigError `file:line: what`."""
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             return yaml.load(f, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
     except OSError as e:
         raise ConfigError(f"{path}: cannot read the config file ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        line = open(path, "rb").read()[: e.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}:{line}: not UTF-8 (byte {e.object[e.start]:#04x}); save the config as UTF-8"
+        ) from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)

@@ -20,7 +20,7 @@ def test_load_latest_and_by_seed(unit_manifest: Path, tmp_path: Path) -> None:
     results = tmp_path / "results"
     dirs = {}
     for seed in (0, 1):
-        trial = tiny_trial(unit_manifest, max_steps=4)
+        trial = tiny_trial(unit_manifest, max_steps=4, keep_steps=[2])
         trial["seed"] = seed
         d = results / "t" / "runs" / "base" / f"seed{seed}"
         write_json(d / "config.json", trial)
@@ -42,6 +42,16 @@ def test_load_latest_and_by_seed(unit_manifest: Path, tmp_path: Path) -> None:
 
     with pytest.raises(SeqlabError, match="no model.pt"):
         load_latest_model("t", run="nope", results=results)
+
+    # the seeds' load_latest_model(checkpoint="checkpoint-5000"): a kept step
+    step2, _, p2 = load_latest_model("t", seed=0, checkpoint=2, results=results)
+    assert p2 == dirs[0] / "ckpt" / "step2.pt"
+    kept = load_checkpoint(p2)["model"]
+    assert all(torch.equal(v, kept[k]) for k, v in step2.state_dict().items())
+    final0 = load_checkpoint(dirs[0] / "model.pt")["model"]  # step 4's: other weights
+    assert any(not torch.equal(v, final0[k]) for k, v in step2.state_dict().items())
+    with pytest.raises(SeqlabError, match=r"no ckpt/step3\.pt .* \(kept steps: \[2\];"):
+        load_latest_model("t", checkpoint=3, results=results)
 
 
 def test_load_model_refuses_a_skipped_trial_and_a_bare_checkpoint(tmp_path: Path) -> None:

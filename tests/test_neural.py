@@ -114,6 +114,16 @@ def test_untrusted_pickle_is_refused(tmp_path: Path, trusted: object) -> None:
     assert read_pickle(path, trusted=True) is None and marker.exists()  # trusted: it runs
 
 
+def test_a_damaged_trusted_pickle_is_one_line(tmp_path: Path) -> None:
+    baseline_pickle(tmp_path / "ptDecoder_ctc")
+    raw = (tmp_path / "ptDecoder_ctc").read_bytes()
+    (tmp_path / "ptDecoder_ctc").write_bytes(raw[: len(raw) // 2])  # an interrupted copy
+    params = {"kind": "neural_pickle", "path": str(tmp_path / "ptDecoder_ctc"), "trusted": True}
+    with pytest.raises(SeqlabError, match=r"dataset 'w'.*ptDecoder_ctc: unreadable pickle") as e:
+        prepare_dataset("w", params, tmp_path / "out")
+    assert "\n" not in str(e.value) and not (tmp_path / "out").exists()
+
+
 class _Touch:
     def __init__(self, path: str) -> None:
         self.path = path

@@ -118,6 +118,10 @@ def test_stalled_is_not_failed_and_errors_are_one_line(tmp_path: Path) -> None:
     assert missing.returncode == 1 and "x.yaml: no such config" in missing.stderr
     (d / "train.log").write_text("error: config.json: train.max_steps must be > 0\n")
     assert last_error(d / "train.log") == "error: config.json: train.max_steps must be > 0"
+    (d / "metrics.json").write_text('{"steps": 6, "best_ev')  # a torn copy: one row says so
+    proc = status(tmp_path, "s")
+    assert proc.returncode == 1 and "1 failed" in proc.stdout, proc.stderr
+    assert "metrics.json: not valid JSON" in proc.stdout and "delete it and rerun" in proc.stdout
 
 
 def test_console_script_is_declared() -> None:

@@ -113,10 +113,16 @@ def test_corrupt_store_is_one_line(tmp_path: Path, unit_manifest: Path, damage: 
 
 
 def test_missing_store_is_one_line(tmp_path: Path, unit_manifest: Path) -> None:
-    data = json.loads(unit_manifest.read_text())
+    path = _copy_dataset(unit_manifest, tmp_path / "ds")
+    data = json.loads(path.read_text())
+    (path.parent / data["store"]["train"]["idx"]).unlink()
+    with pytest.raises(SeqlabError, match=r"train\.idx: packed store .* \(the file is missing\)"):
+        open_split(path.parent, data, "train")
     del data["store"]
     with pytest.raises(SeqlabError, match="no packed token store.*rerun its prepare rule"):
         open_split(tmp_path, data, "train")
+    with pytest.raises(SeqlabError, match="a token_bins dataset has no unit store; this needs"):
+        open_split(tmp_path, {**data, "kind": "token_bins"}, "train")
 
 
 @pytest.mark.parametrize("seq_len, batch_size", [(16, 4), (32, 7), (64, 40)])

@@ -129,5 +129,30 @@ def read_json(path: str | Path) -> Any:
         return json.loads(path.read_text())
     except FileNotFoundError:
         raise SeqlabError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        hint = (
+            f"; did you mean {path / 'manifest.json'}?" if (path / "manifest.json").exists() else ""
+        )
+        raise SeqlabError(f"{path}: is a directory, not a JSON file{hint}") from None
+    except OSError as e:
+        raise SeqlabError(f"{path}: cannot read ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        raise SeqlabError(f"{path}: not valid JSON (not UTF-8 at byte {e.start})") from None
     except json.JSONDecodeError as e:
         raise SeqlabError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+
+
+def unpickle_trusted(path: str | Path) -> Any:
+    """Unpickle a file the config marks trusted (the caller checks that: a pickle runs any
+    code it contains); a missing, truncated or foreign file is one line."""
+    import pickle
+
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f)  # noqa: S301 - the config marks this file trusted
+    except FileNotFoundError:
+        raise SeqlabError(f"{path}: file not found") from None
+    except Exception as e:  # noqa: BLE001 - any unpickling error is the file's fault
+        raise SeqlabError(
+            f"{path}: unreadable pickle ({type(e).__name__}: {e}); copy it again or rebuild it"
+        ) from None

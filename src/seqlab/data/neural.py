@@ -26,7 +26,6 @@ in memory; prepare always writes the features store.
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,7 @@ from seqlab.config_load import check_block, check_params
 from seqlab.data.checks_report import checks_report, entropy_nats
 from seqlab.data.manifest import write_dataset_manifest
 from seqlab.data.phonemes import PHONEMES, ctc_frames
-from seqlab.io import SeqlabError, atomic_write, read_json
+from seqlab.io import SeqlabError, atomic_write, read_json, unpickle_trusted
 
 N_CLASSES = len(PHONEMES) + 1  # 39 ARPAbet + SIL, + the CTC blank (id 0)
 ARRAYS = ("features", "frame_lens", "phonemes", "phone_lens", "days", "transcriptions")
@@ -178,10 +177,9 @@ def read_pickle(path: str | Path, trusted: bool, where: str = "dataset") -> dict
             "otherwise convert it to the .npz layout and use kind neural_npz"
         )
     try:
-        with open(path, "rb") as f:
-            return pickle.load(f)  # noqa: S301 - explicitly trusted by the config
-    except FileNotFoundError:
-        raise SeqlabError(f"{where}: {path}: file not found") from None
+        return unpickle_trusted(path)
+    except SeqlabError as e:
+        raise SeqlabError(f"{where}: {e}") from None
 
 
 def pickle_to_splits(

@@ -28,7 +28,10 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from seqlab.config_datasets import TASK_KINDS
 from seqlab.io import SeqlabError
+
+UNIT_KINDS = TASK_KINDS["unit_lm"]
 
 STORE_DIR = "store"
 FILES = ("bin", "idx", "keys")
@@ -162,6 +165,8 @@ class StoreSplit:
         self.paths = {k: self.root / entry[k] for k in FILES}
         for k, p in self.paths.items():
             size = p.stat().st_size if p.exists() else None
+            if size is None:
+                raise _broken(p, "the file is missing")
             if size != entry["bytes"][k]:
                 raise _broken(p, f"{size} bytes, the manifest says {entry['bytes'][k]}")
         n, n_tok = int(entry["n_samples"]), int(entry["n_tokens"])
@@ -226,6 +231,11 @@ class StoreSplit:
 def open_split(root: str | Path, manifest: dict[str, Any], split: str) -> StoreSplit:
     """The store split of a dataset (its manifest's dict), or a one-line error."""
     store = manifest.get("store")
+    if not store and manifest.get("kind") not in (None, *UNIT_KINDS):
+        raise SeqlabError(
+            f"{Path(root) / 'manifest.json'}: a {manifest['kind']} dataset has no unit "
+            f"store; this needs a unit dataset (kinds {', '.join(UNIT_KINDS)})"
+        )
     if not store:
         raise SeqlabError(
             f"{Path(root) / 'manifest.json'}: dataset has no packed token store (made by an "

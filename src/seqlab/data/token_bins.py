@@ -30,7 +30,7 @@ from seqlab.data.manifest import write_dataset_manifest
 from seqlab.data.progress import Progress
 from seqlab.data.synthetic_units import parse_params
 from seqlab.data.world import World, WorldParams, stream_rng
-from seqlab.io import SeqlabError, read_json, write_json
+from seqlab.io import SeqlabError, read_json, unpickle_trusted, write_json
 
 BYTE_VOCAB = 256
 EOT = 256  # end-of-text token of the byte-level tokenizer
@@ -161,13 +161,7 @@ def ingest_token_bins(name: str, params: dict[str, Any], out_dir: str | Path) ->
 
 def _read_meta_pkl(path: Path) -> dict[str, Any]:
     """nanoGPT's meta.pkl (shakespeare_char: vocab_size, itos, stoi); only when trusted."""
-    import pickle
-
-    try:
-        with open(path, "rb") as f:
-            meta = pickle.load(f)  # noqa: S301 - the config marks the dataset trusted
-    except Exception as e:  # noqa: BLE001 - any unpickling error is the file's fault
-        raise SeqlabError(f"{path}: unreadable pickle ({type(e).__name__}: {e})") from None
+    meta = unpickle_trusted(path)
     if not isinstance(meta, dict) or not isinstance(meta.get("vocab_size"), int):
         raise SeqlabError(f"{path}: no integer vocab_size in it; set vocab_size in the config")
     return {"vocab_size": meta["vocab_size"], "source_meta": "meta.pkl"}

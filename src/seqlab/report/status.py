@@ -10,7 +10,8 @@ How a state is told (a heuristic on files, said plainly):
 - **failed**: no ``metrics.json``, and ``train.log`` (the rule's log: the trainer's stdout and
   stderr) ends with an error: a Python traceback's last line (``RuntimeError: ...``) or the
   one-line ``error: ...`` of a refused input. Snakemake removes a failed job's outputs but
-  keeps its log, so this is what a failed trial looks like on disk.
+  keeps its log, so this is what a failed trial looks like on disk. A ``metrics.json`` or
+  ``config.json`` that does not parse is a failed trial too, named in its row.
 - **running**: ``train.log`` or ``log.jsonl`` exists, without ``metrics.json`` or an error. The
   step, loss and tokens/s are the last ``train`` record of ``log.jsonl`` (appended while the
   trial runs), else the trainer's last ``step N | loss X`` line in ``train.log``.
@@ -24,7 +25,6 @@ The exit status is 1 when any trial failed, else 0.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import time
@@ -36,7 +36,7 @@ from typing import Any
 import yaml
 
 from seqlab.grid import expand_runs
-from seqlab.io import SeqlabError
+from seqlab.io import SeqlabError, read_json
 from seqlab.report.logs import read_records
 
 #: the last line of a traceback (``ValueError: ...``, ``torch.OutOfMemoryError: ...``) or the
@@ -118,9 +118,14 @@ def read_trial(exp: str, run: str, seed: int, results: Path, stale_after: float)
     """One trial's state (see the module docstring for the rules)."""
     d = results / exp / "runs" / run / f"seed{seed}"
     trial = Trial(exp, run, seed, d)
-    cfg = json.loads((d / "config.json").read_text()) if (d / "config.json").exists() else {}
-    if (d / "metrics.json").exists():
-        _done(trial, json.loads((d / "metrics.json").read_text()))
+    try:
+        cfg = read_json(d / "config.json") if (d / "config.json").exists() else {}
+        if (d / "metrics.json").exists():
+            _done(trial, read_json(d / "metrics.json"))
+            return trial
+    except SeqlabError as e:  # a damaged file is this trial's state, not the table's end
+        trial.state = "failed"
+        trial.detail = f"{str(e).removeprefix(str(d) + '/')}; delete it and rerun the trial"
         return trial
     if not (d / "train.log").exists() and not (d / "log.jsonl").exists():
         return trial

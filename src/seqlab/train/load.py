@@ -65,7 +65,7 @@ def load_latest_model(
     experiment: str,
     run: str | None = None,
     seed: int | None = None,
-    checkpoint: str | None = None,
+    checkpoint: str | int | None = None,
     results: str | Path = "results",
     which: str = "latest",
     map_location: str | torch.device = "cpu",
@@ -75,21 +75,29 @@ def load_latest_model(
     run/seed None: among the matching trials take the most recently trained one
     (`which="latest"`) or the experiment's best run and seed from final.json (`which="best"`).
     checkpoint None: model.pt (the best checkpoint by the eval metric); "best" / "last":
-    the resumable ckpt/best.pt or ckpt/last.pt of a trial that may still be running.
+    the resumable ckpt/best.pt or ckpt/last.pt of a trial that may still be running; a step
+    N: the weights kept at that step (ckpt/stepN.pt, the trial's `train.keep_steps`).
     """
     results = Path(results)
     if which == "best" and run is None:
         final = read_json(results / experiment / "final.json")
         run, seed = final["best_run"], final["best_seed"] if seed is None else seed
     names = {None: "model.pt", "best": "ckpt/best.pt", "last": "ckpt/last.pt"}
+    is_step = isinstance(checkpoint, int) and not isinstance(checkpoint, bool)
+    if is_step:
+        names[checkpoint] = f"ckpt/step{checkpoint}.pt"
     if checkpoint not in names:
-        raise SeqlabError(f"checkpoint={checkpoint!r}: use None (model.pt), 'best' or 'last'")
-    candidates = [d / names[checkpoint] for d in _trial_dirs(results, experiment, run, seed)]
-    candidates = [p for p in candidates if p.exists()]
+        raise SeqlabError(
+            f"checkpoint={checkpoint!r}: use None (model.pt), 'best', 'last' or a kept step (int)"
+        )
+    trials = _trial_dirs(results, experiment, run, seed)
+    candidates = [p for p in (d / names[checkpoint] for d in trials) if p.exists()]
     if not candidates:
+        kept = sorted({int(p.stem[4:]) for d in trials for p in d.glob("ckpt/step*.pt")})
+        hint = f" (kept steps: {kept}; train.keep_steps keeps others)" if is_step else ""
         raise SeqlabError(
             f"no {names[checkpoint]} for experiment={experiment!r} run={run!r} seed={seed!r} "
-            f"under {results}; train it first (snakemake results/{experiment}/final.json)"
+            f"under {results}{hint}; train it first (snakemake results/{experiment}/final.json)"
         )
     path = max(candidates, key=lambda p: p.stat().st_mtime_ns)
     trial_dir = path.parent if checkpoint is None else path.parent.parent

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The GPU checks as one prepared command for a device session (issue 13): the step benchmark
-# at the issue's shapes, then the CUDA tests, each under its own time limit, output to $OUT.
+# The GPU checks as one prepared command for a GPU machine: the step benchmark
+# at full shapes, then the CUDA tests, each under its own time limit, output to $OUT.
 #   here:   scripts/gpu-wheels.sh                       (once: .whl/, the packages it lacks)
 #   device: run(command="scripts/gpu-check.sh", carry=[".whl"], timeout_s=600)
 # The benchmark needs torch and numpy alone; the tests also the wheels of .whl/.

@@ -45,6 +45,9 @@ NOT_RUN = [
     (r"^cp -r profiles/slurm ", "copies a directory; the copy's use is a snakemake line"),
     (r"^snakemake .*--report ", "renders existing results: needs a finished run"),
 ]
+#: `seqlab` subcommands that only read: the documented command itself runs (status: against
+#: an empty results directory, so every trial is pending and the experiment must exist)
+READ_ONLY = {"status", "check-config"}
 #: programs that may be missing where the test runs (then that command is skipped, saying so)
 OPTIONAL = {"sbatch", "squeue", "scontrol", "sinfo", "scancel", "tmux", "screen"}
 
@@ -184,6 +187,10 @@ def test_documented_command_runs(where: str, command: str, tmp_path: Path) -> No
                         "list the command in NOT_RUN (test_docs_commands.py) with why")  # fmt: skip
         if prog == "seqlab":  # its subcommand's help: `seqlab status --help`
             args += [w for w in words[1:] if not w.startswith("-")][:1]
+            if args[-1] in READ_ONLY and "--watch" not in words:  # and the command itself
+                extra = ["--results", str(tmp_path)] if args[-1] == "status" else []
+                proc = run([*words, *extra], ROOT, timeout=60)
+                assert proc.returncode == 0, f"{where}: `{command}` failed: {proc.stderr}"
         proc = run([*args, "--help"], ROOT, timeout=60)
         assert proc.returncode == 0, f"{where}: `{' '.join(args)} --help` failed: {proc.stderr}"
         missing = options_missing(words, proc.stdout + proc.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -189,6 +190,32 @@ def test_target_for_one_trial_runs_only_it_and_its_inputs(tmp_path: Path) -> Non
     ran = {line.split()[1].rstrip(":") for line in out.stderr.splitlines() + out.stdout.splitlines()
            if line.startswith(("rule ", "localrule "))}  # fmt: skip
     assert ran == {"prepare_data", "check_data", "trial_config", "train"}
+
+
+def test_a_warm_started_experiment_trains_its_parents_first(tmp_path: Path) -> None:
+    """train.init_from names another trial's weights (`{seed}`: each seed its own parent):
+    they are the trial's input, so one target trains the parents first, and metrics.json
+    says which file, with its hash, the trial started from."""
+    cfg = tiny_config()
+    del cfg["experiments"]["b"], cfg["compare"]
+    parent = "results/a/runs/base/seed{seed}/model.pt"
+    cfg["experiments"]["ft"] = {
+        "dataset": "tiny", "seeds": [0, 1], "plateau": {"milestone": 3},
+        "train": dict(TINY_TRAIN, init_from=parent, optim={"name": "adam", "lr": 0.003}),
+    }  # fmt: skip
+    write_config(tmp_path, cfg)
+    snakemake(tmp_path, "results/ft/final.json")
+    for seed in (0, 1):
+        m = json.loads((tmp_path / f"results/ft/runs/base/seed{seed}/metrics.json").read_text())
+        src = tmp_path / parent.format(seed=seed)
+        assert m["init_from"]["path"] == parent.format(seed=seed)
+        assert m["init_from"]["sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
+    assert nothing_to_do_for(tmp_path, "results/ft/final.json")
+
+
+def nothing_to_do_for(work: Path, target: str) -> bool:
+    out = snakemake(work, "-n", target)
+    return "Nothing to be done" in out.stdout + out.stderr
 
 
 def test_bad_override_key_fails_before_any_job(tmp_path: Path) -> None:

@@ -231,6 +231,53 @@ def test_a_checkpoint_that_does_not_fit_the_model_is_discarded(
     assert m["steps"] == 8 and curves(tmp_path / "t") == curves(tmp_path / "fresh")
 
 
+def test_warm_start_from_a_kept_step(unit_manifest: Path, tmp_path: Path) -> None:
+    """init_from: another trial's weights at a kept step, with a new LR (the seeds' "resume
+    from step 1500 with a constant 1e-5"): step 0 scores what the parent scored there."""
+    train(tiny_trial(unit_manifest, keep_steps=[8]), tmp_path / "parent", echo=quiet)
+    kept = tmp_path / "parent" / "ckpt" / "step8.pt"
+    child = tiny_trial(unit_manifest, init_from=str(kept), schedule={"name": "constant"},
+                       optim={"name": "adam", "lr": 1e-3})  # fmt: skip
+    m = train(child, tmp_path / "child", echo=quiet)
+    parent_evals = {e["step"]: e["eval_loss"] for e in curves(tmp_path / "parent")
+                    if e["kind"] == "eval"}  # fmt: skip
+    child_evals = [e for e in curves(tmp_path / "child") if e["kind"] == "eval"]
+    assert child_evals[0]["step"] == 0 and child_evals[0]["eval_loss"] == parent_evals[8]
+    assert m["init_from"]["step"] == 8 and m["init_from"]["path"] == str(kept)
+    assert [e["event"] for e in events_of(tmp_path / "child")][0] == "init_from"
+    # a retrained parent is another start: the child's checkpoint is not resumed
+    (tmp_path / "child" / "metrics.json").unlink()
+    state = load_checkpoint(kept)
+    state["model"] = {k: v + 1 for k, v in state["model"].items()}
+    save_checkpoint(kept, state)
+    train(child, tmp_path / "child", echo=quiet)
+    why = [e["why"] for e in events_of(tmp_path / "child") if e["event"] == "ckpt_discarded"]
+    assert why == ["config or data changed"]
+
+
+def test_warm_start_shapes(unit_manifest: Path, tmp_path: Path) -> None:
+    """A GPT-2 with a shorter context keeps the first positions (nanoGPT's crop); other
+    shape differences and a missing file are one line each, before any step."""
+    gpt = {"arch": "gpt2", "n_embd": 16, "n_layer": 1, "n_head": 2, "block_size": 32}
+    train(tiny_trial(unit_manifest, model=gpt, max_steps=4), tmp_path / "p", echo=quiet)
+    parent = load_checkpoint(tmp_path / "p" / "model.pt")["model"]
+    short = tiny_trial(unit_manifest, model={**gpt, "block_size": 16}, seq_len=16, max_steps=2,
+                       init_from=str(tmp_path / "p" / "model.pt"))  # fmt: skip
+    train(short, tmp_path / "short", echo=quiet)
+    first = [e for e in curves(tmp_path / "short") if e["kind"] == "eval"][0]
+    assert first["step"] == 0
+    wide = tiny_trial(unit_manifest, model={**gpt, "n_embd": 32}, max_steps=2,
+                      init_from=str(tmp_path / "p" / "model.pt"))  # fmt: skip
+    with pytest.raises(SeqlabError, match=r"model\.pt does not fit this model: .* is \(.*\) "
+                                          r"there, \(.*\) here; use the same arch"):  # fmt: skip
+        train(wide, tmp_path / "wide", echo=quiet)
+    gone = tiny_trial(unit_manifest, init_from=str(tmp_path / "nope.pt"))
+    with pytest.raises(SeqlabError, match=r"train\.init_from: .*nope\.pt not found; train"):
+        train(gone, tmp_path / "gone", echo=quiet)
+    assert not (tmp_path / "wide" / "metrics.json").exists()
+    assert parent["transformer.wpe.weight"].shape[0] == 32
+
+
 class SpikyTask(UnitLMTask):
     """Unit LM whose loss is 50x at one batch: a data-borne spike that every replay meets."""
 

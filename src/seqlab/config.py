@@ -156,6 +156,7 @@ class Train(Strict):
     min_delta: NonNegF = 0.0
     milestones: list[Pos] = Field(default_factory=lambda: [40, 100, 1000])
     keep_steps: list[NonNeg] = Field(default_factory=list)
+    init_from: Annotated[str, Field(min_length=1)] | None = None
     threads: Pos = 1
     device: Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?)$")] = "auto"
     compile: bool = False

@@ -82,6 +82,9 @@ def resolve_trial(
     if run not in runs:
         raise SeqlabError(f"experiment {exp_name!r} has no run {run!r}; runs: {sorted(runs)}")
     r = runs[run]
+    train = apply_overrides(exp.get("train") or {}, r["overrides"])
+    if train.get("init_from"):  # each seed may start from its own parent: `.../seed{seed}/...`
+        train["init_from"] = train["init_from"].replace("{seed}", str(int(seed)))
     return {
         "experiment": exp_name,
         "run": run,
@@ -90,5 +93,5 @@ def resolve_trial(
         "variant": r["variant"],
         "overrides": r["overrides"],
         "data": data,
-        "train": apply_overrides(exp.get("train") or {}, r["overrides"]),
+        "train": train,
     }

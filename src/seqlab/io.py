@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import math
 import os
@@ -156,3 +157,9 @@ def unpickle_trusted(path: str | Path) -> Any:
         raise SeqlabError(
             f"{path}: unreadable pickle ({type(e).__name__}: {e}); copy it again or rebuild it"
         ) from None
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file, streamed (a GPT-2 checkpoint is 0.5 GB)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()

@@ -66,6 +66,13 @@ def trial_json(wildcards):
     return json.dumps(trial, sort_keys=True)
 
 
+def init_input(wildcards):
+    """The weights a warm-started trial starts from (train.init_from): an input, so the
+    trial that makes them trains first and a retrained parent retrains its branches."""
+    init = json.loads(trial_json(wildcards))["train"].get("init_from")
+    return [init] if init else []
+
+
 def resource(key, default):
     """A training resource from the experiment's `resources:` block (SLURM profile maps it)."""
     return (

@@ -21,6 +21,7 @@ rule train:
         manifest=lambda w: f"{data_dir(w)}/manifest.json",
         # ancient: a gate, not data (a retuned check that passes retrains nothing)
         checks=ancient(lambda w: f"{data_dir(w)}/checks.json"),
+        init=init_input,
     output:
         metrics="results/{exp}/runs/{run}/seed{seed}/metrics.json",
         log="results/{exp}/runs/{run}/seed{seed}/log.jsonl",

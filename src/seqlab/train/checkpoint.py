@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from seqlab.io import SeqlabError, atomic_write, remove_stale_temps
+from seqlab.io import SeqlabError, atomic_write, file_sha256, remove_stale_temps
 
 FORMAT = "seqlab-checkpoint-1"
 
@@ -130,3 +130,38 @@ class Checkpointer:
     def save_weights(self, name: str, weights: dict[str, Any], step: int) -> None:
         if self.writer:
             save_checkpoint(self.dir / name, {"model": weights, "step": step})
+
+
+def init_weights(model: torch.nn.Module, path: str | Path) -> dict[str, Any]:
+    """Warm start: load another trial's weights (weights only: optimizer, schedule and step
+    start afresh) into a freshly built model; returns their provenance for metrics.json.
+
+    A shorter GPT-2 context keeps the first rows of the learned positions (nanoGPT's
+    crop_block_size); any other difference in names or shapes is one line."""
+    path = Path(path)
+    if not path.is_file():
+        raise SeqlabError(
+            f"train.init_from: {path} not found; train the trial it names first (keep a step "
+            "with train.keep_steps) or fix the path"
+        )
+    ck = load_checkpoint(path)
+    weights = ck.get("model") if isinstance(ck, dict) else None
+    if not isinstance(weights, dict) or not weights:
+        raise SeqlabError(f"train.init_from: {path} holds no model weights (a skipped trial?)")
+    own = model.state_dict()
+    weights = dict(weights)
+    for k, v in own.items():
+        w = weights.get(k)
+        if k.endswith("wpe.weight") and w is not None and w.shape[0] > v.shape[0]:
+            weights[k] = w[: v.shape[0]]
+    theirs = {k: tuple(v.shape) for k, v in weights.items()}
+    ours = {k: tuple(v.shape) for k, v in own.items()}
+    if theirs != ours:
+        k = sorted(set(theirs.items()) ^ set(ours.items()))[0][0]
+        raise SeqlabError(
+            f"train.init_from: {path} does not fit this model: {k} is "
+            f"{theirs.get(k, 'absent')} there, {ours.get(k, 'absent')} here; use the same "
+            "architecture and sizes (a GPT-2 may shorten block_size)"
+        )
+    model.load_state_dict(weights)
+    return {"path": str(path), "sha256": file_sha256(path), "step": ck.get("step")}

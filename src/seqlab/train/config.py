@@ -47,6 +47,7 @@ class TrainConfig:
     min_delta: float = 0.0  # an improvement must beat the best by more than this
     milestones: list[int] = field(default_factory=lambda: [40, 100, 1000])
     keep_steps: list[int] = field(default_factory=list)  # also keep ckpt/step{N}.pt (weights)
+    init_from: str | None = None  # start from these weights (a model.pt or ckpt/*.pt file)
     threads: int = 1  # torch intra-op threads (1 per job beats 2 threads in one job)
     device: str = "auto"  # auto | cpu | cuda
     compile: bool = False  # torch.compile the model

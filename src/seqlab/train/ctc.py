@@ -27,11 +27,11 @@ import numpy as np
 import torch
 
 from seqlab.data.neural import NeuralSplit, load_split, pad_batch
-from seqlab.io import SeqlabError
+from seqlab.io import SeqlabError, file_sha256
 from seqlab.models.gru_ctc import decode_split, forward
 from seqlab.train.augment import Augment, augment, batch_seed
 from seqlab.train.config import TrainConfig
-from seqlab.train.tasks import file_sha256, to_device
+from seqlab.train.tasks import to_device
 
 
 class CTCTask:

@@ -35,7 +35,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from seqlab.io import remove_stale_temps
 from seqlab.models import build_model, count_params, model_spec
 from seqlab.train import distributed
-from seqlab.train.checkpoint import Checkpointer
+from seqlab.train.checkpoint import Checkpointer, init_weights
 from seqlab.train.config import TrainConfig
 from seqlab.train.guard import StabilityGuard
 from seqlab.train.logbook import Logbook, write_metrics
@@ -85,14 +85,18 @@ BOOKKEEPING = {"max_steps", "ckpt_interval", "log_interval", "keep_steps", "thre
 DECAYS_TO_MAX_STEPS = {"cosine", "linear"}
 
 
-def trajectory_fingerprint(trial: dict[str, Any], data: dict[str, Any], world: int) -> str:
+def trajectory_fingerprint(
+    trial: dict[str, Any], data: dict[str, Any], world: int, init: dict[str, Any] | None = None
+) -> str:
     """What a checkpoint must match to be resumed: the trajectory-relevant config, the data
-    (the manifest's hash) and the number of processes."""
+    (the manifest's hash), the number of processes and the starting weights' hash."""
     t = trial["train"]
     horizon = t.get("schedule", {}).get("name") in DECAYS_TO_MAX_STEPS
     train = {k: v for k, v in t.items() if k not in BOOKKEEPING or (k == "max_steps" and horizon)}
     payload = {"train": train, "seed": trial["seed"], "task": trial.get("task"),
                "data": data.get("manifest_sha256"), "world": world}  # fmt: skip
+    if init is not None:  # a retrained parent is another start
+        payload["init"] = init["sha256"]
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -109,6 +113,7 @@ class Run:
         self.raw = build_model({**cfg.model, **sizes}, self.task.vocab_size).to(
             device, self.prec.param_dtype
         )
+        self.init = init_weights(self.raw, cfg.init_from) if cfg.init_from else None
         model = torch.compile(self.raw) if cfg.compile else self.raw
         if dd.enabled:
             model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -119,7 +124,8 @@ class Run:
         self.ckpt = Checkpointer(out / "ckpt", writer=dd.main)
         self.log = Logbook(out, cfg.max_steps, echo, writer=dd.main)
         self.st = TrainerState()
-        self.fingerprint = trajectory_fingerprint(trial, self.task.data_info(), dd.world)
+        self.fingerprint = trajectory_fingerprint(trial, self.task.data_info(), dd.world,
+                                                  self.init)  # fmt: skip
         self.cuda = device.type == "cuda"
         # a non-finite update is skipped on the device (no sync) where the optimizer is fused
         self.skip_on_device = self.cuda and getattr(self.opt, "_step_supports_amp_scaling", 0)
@@ -237,6 +243,10 @@ class Run:
         if state is None:
             if discarded:  # resuming would publish results this config does not produce
                 self.log.event(0, "ckpt_discarded", why=refused[0])
+            if self.init is not None:
+                i = self.init
+                self.log.event(0, "init_from", path=i["path"], sha256=i["sha256"],
+                               weights_step=i["step"])  # fmt: skip
             self.evaluate()
             return
         if self.st.best_step >= 0 and self.ckpt.load_best() is None:  # every rank agrees
@@ -422,7 +432,8 @@ def _publish(run: Run, trial: dict[str, Any], tf32: dict[str, str], t_start: flo
                   "eval": best.get("eval", {}), "trial": trial}  # fmt: skip
     extra = {"world_size": dd.world, "tf32": tf32, "guard": run.guard.state_dict(),
              "optim_state_dtypes": optim_state_dtypes(run.opt),
-             "param_dtype": str(run.prec.param_dtype).removeprefix("torch.")}  # fmt: skip
+             "param_dtype": str(run.prec.param_dtype).removeprefix("torch."),
+             "init_from": run.init}  # fmt: skip
     if hasattr(task, "perf_metrics"):  # optional Task hook: MFU for text_lm, per device
         tok_s = statistics.median(st.tok_s) if st.tok_s else math.nan
         extra.update(task.perf_metrics(tok_s / dd.world, run.device))

@@ -7,10 +7,8 @@ best checkpoint (lower is better).
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import math
-from pathlib import Path
 from typing import Any, Protocol
 
 import torch
@@ -19,7 +17,7 @@ import torch.nn.functional as F
 from seqlab.data.shards import Manifest
 from seqlab.data.store import open_split
 from seqlab.data.units import StoreBatches, n_rows
-from seqlab.io import SeqlabError
+from seqlab.io import SeqlabError, file_sha256
 from seqlab.train.config import TrainConfig
 
 
@@ -33,10 +31,6 @@ class Task(Protocol):
     def loss(self, model: torch.nn.Module, batch: Any) -> torch.Tensor: ...
     def evaluate(self, model: torch.nn.Module) -> dict[str, float]: ...
     def data_info(self) -> dict[str, Any]: ...
-
-
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:

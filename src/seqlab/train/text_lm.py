@@ -26,11 +26,11 @@ import numpy as np
 import torch
 
 from seqlab.data.token_bins import read_bin
-from seqlab.io import SeqlabError, read_json
+from seqlab.io import SeqlabError, file_sha256, read_json
 from seqlab.models import GPTConfig, estimate_flops_per_token
 from seqlab.train.config import TrainConfig
 from seqlab.train.precision import device_peak_flops
-from seqlab.train.tasks import LMTask, file_sha256, lm_eval_loss, to_device
+from seqlab.train.tasks import LMTask, lm_eval_loss, to_device
 
 EVAL_SEED = 1337  # the fixed seed of evaluation offsets (the same batches for every trial)
 

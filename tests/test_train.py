@@ -213,6 +213,34 @@ def test_a_last_step_evaluation_is_not_continued(unit_manifest: Path, tmp_path: 
     assert_same_model(tmp_path / "t", tmp_path / "fresh")
 
 
+def test_a_best_checkpoint_the_longer_trial_would_not_make_is_not_kept(
+    unit_manifest: Path, tmp_path: Path
+) -> None:
+    """Step 6 was evaluated (and was the best) only as the last step, after the checkpoint
+    at step 4: resuming from 4 would publish step 6's weights as the 12-step trial's best."""
+    kw = {"schedule": {"name": "constant"}, "ckpt_interval": 4}
+    m6 = train(tiny_trial(unit_manifest, max_steps=6, **kw), tmp_path / "t", echo=quiet)
+    assert m6["best_step"] == 6
+    train(tiny_trial(unit_manifest, **kw), tmp_path / "t", echo=quiet)
+    train(tiny_trial(unit_manifest, **kw), tmp_path / "fresh", echo=quiet)
+    why = [e["why"] for e in events_of(tmp_path / "t") if e["event"] == "ckpt_discarded"]
+    assert why == ["best.pt is from step 6, which this trial does not evaluate"]
+    assert curves(tmp_path / "t") == curves(tmp_path / "fresh")
+    assert_same_model(tmp_path / "t", tmp_path / "fresh")
+
+
+def test_a_keep_step_added_later_is_made(unit_manifest: Path, tmp_path: Path) -> None:
+    """keep_steps added after the trial passed that step: the trial is retrained (bitwise the
+    same) so that the kept weights exist, instead of silently lacking them."""
+    const = {"name": "constant"}
+    train(tiny_trial(unit_manifest, max_steps=8, schedule=const), tmp_path / "t", echo=quiet)
+    train(tiny_trial(unit_manifest, max_steps=8, schedule=const, keep_steps=[4]),
+          tmp_path / "t", echo=quiet)  # fmt: skip
+    why = [e["why"] for e in events_of(tmp_path / "t") if e["event"] == "ckpt_discarded"]
+    assert why == ["keep_steps asks for step 4, which this checkpoint is past"]
+    assert load_checkpoint(tmp_path / "t" / "ckpt" / "step4.pt")["step"] == 4
+
+
 def test_a_checkpoint_that_does_not_fit_the_model_is_discarded(
     unit_manifest: Path, tmp_path: Path
 ) -> None:
@@ -245,14 +273,21 @@ def test_warm_start_from_a_kept_step(unit_manifest: Path, tmp_path: Path) -> Non
     assert child_evals[0]["step"] == 0 and child_evals[0]["eval_loss"] == parent_evals[8]
     assert m["init_from"]["step"] == 8 and m["init_from"]["path"] == str(kept)
     assert [e["event"] for e in events_of(tmp_path / "child")][0] == "init_from"
-    # a retrained parent is another start: the child's checkpoint is not resumed
+    # the same weights saved again (another file: torch.save records a random id) are the
+    # same start, so the child resumes; other weights are another start, so it does not
     (tmp_path / "child" / "metrics.json").unlink()
     state = load_checkpoint(kept)
+    save_checkpoint(kept, state)
+    assert train(child, tmp_path / "child", echo=quiet)["init_from"]["step"] == 8
+    assert "ckpt_discarded" not in [e["event"] for e in events_of(tmp_path / "child")]
+    (tmp_path / "child" / "metrics.json").unlink()
     state["model"] = {k: v + 1 for k, v in state["model"].items()}
     save_checkpoint(kept, state)
     train(child, tmp_path / "child", echo=quiet)
     why = [e["why"] for e in events_of(tmp_path / "child") if e["event"] == "ckpt_discarded"]
     assert why == ["config or data changed"]
+    last = tiny_trial(unit_manifest, init_from=str(tmp_path / "parent" / "ckpt" / "last.pt"))
+    assert train(last, tmp_path / "from_last", echo=quiet)["init_from"]["step"] == 12
 
 
 def test_warm_start_shapes(unit_manifest: Path, tmp_path: Path) -> None:

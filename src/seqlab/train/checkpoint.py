@@ -127,6 +127,10 @@ class Checkpointer:
                 self.best.unlink(missing_ok=True)
             return None
 
+    def kept(self, step: int) -> Path:
+        """Where train.keep_steps keeps the weights of `step`."""
+        return self.dir / f"step{step}.pt"
+
     def save_weights(self, name: str, weights: dict[str, Any], step: int) -> None:
         if self.writer:
             save_checkpoint(self.dir / name, {"model": weights, "step": step})
@@ -164,4 +168,17 @@ def init_weights(model: torch.nn.Module, path: str | Path) -> dict[str, Any]:
             "architecture and sizes (a GPT-2 may shorten block_size)"
         )
     model.load_state_dict(weights)
-    return {"path": str(path), "sha256": file_sha256(path), "step": ck.get("step")}
+    step = ck.get("step", (ck.get("trainer") or {}).get("step"))  # model.pt / a resumable state
+    return {"path": str(path), "sha256": file_sha256(path), "step": step,
+            "weights_sha256": weights_sha256(weights)}  # fmt: skip
+
+
+def weights_sha256(weights: dict[str, torch.Tensor]) -> str:
+    """A hash of names, dtypes, shapes and values: torch.save's files differ byte-wise for the
+    same weights (each save records a random id), so a re-exported parent is not 'changed'."""
+    h = hashlib.sha256()
+    for k in sorted(weights):
+        t = weights[k].detach().cpu().contiguous()
+        h.update(f"{k}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()

@@ -95,8 +95,8 @@ def trajectory_fingerprint(
     train = {k: v for k, v in t.items() if k not in BOOKKEEPING or (k == "max_steps" and horizon)}
     payload = {"train": train, "seed": trial["seed"], "task": trial.get("task"),
                "data": data.get("manifest_sha256"), "world": world}  # fmt: skip
-    if init is not None:  # a retrained parent is another start
-        payload["init"] = init["sha256"]
+    if init is not None:  # other starting weights are another trial (the same re-saved are not)
+        payload["init"] = init["weights_sha256"]
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -264,9 +264,19 @@ class Run:
             return "log.jsonl and its copy missing"
         if step > cfg.max_steps:
             return f"made at step {step}, past max_steps {cfg.max_steps}"
-        extra_eval = step % cfg.eval_interval and step not in cfg.milestones
-        if extra_eval and state["trainer"]["last_eval_step"] == step < cfg.max_steps:
+        on_grid = lambda s: s % cfg.eval_interval == 0 or s in cfg.milestones  # noqa: E731
+        if not on_grid(step) and state["trainer"]["last_eval_step"] == step < cfg.max_steps:
             return f"step {step} was evaluated as the last step; a longer trial would not be"
+        best = self.ckpt.load_best()  # written after this state: the replay must write it again
+        if (
+            best is not None
+            and best["step"] > step
+            and not (best["step"] <= cfg.max_steps and on_grid(best["step"]))
+        ):
+            return f"best.pt is from step {best['step']}, which this trial does not evaluate"
+        lost = [k for k in cfg.keep_steps if 0 < k <= step and not self.ckpt.kept(k).exists()]
+        if lost:
+            return f"keep_steps asks for step {lost[0]}, which this checkpoint is past"
         own = {k: tuple(v.shape) for k, v in self.raw.state_dict().items()}
         theirs = {k: tuple(v.shape) for k, v in state["model"].items()}
         if own != theirs:
@@ -382,7 +392,7 @@ def train(
             if evaluate or step == cfg.max_steps:
                 run.evaluate()
             if step in cfg.keep_steps:  # weights only, for evaluations over steps
-                run.ckpt.save_weights(f"step{step}.pt", run.raw.state_dict(), step)
+                run.ckpt.save_weights(run.ckpt.kept(step).name, run.raw.state_dict(), step)
             if stop_now:
                 run.log.event(step, "preempted")
             if checkpoint or stop_now:

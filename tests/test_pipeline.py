@@ -193,12 +193,14 @@ def test_target_for_one_trial_runs_only_it_and_its_inputs(tmp_path: Path) -> Non
 
 
 def test_a_warm_started_experiment_trains_its_parents_first(tmp_path: Path) -> None:
-    """train.init_from names another trial's weights (`{seed}`: each seed its own parent):
-    they are the trial's input, so one target trains the parents first, and metrics.json
-    says which file, with its hash, the trial started from."""
+    """train.init_from names another trial's weights (`{seed}`: each seed its own parent),
+    here a kept step, which no rule declares: the parent trial is the input, so one target
+    trains the parents first, and metrics.json says which file, with its hash and step, the
+    trial started from."""
     cfg = tiny_config()
     del cfg["experiments"]["b"], cfg["compare"]
-    parent = "results/a/runs/base/seed{seed}/model.pt"
+    cfg["experiments"]["a"]["train"] = dict(TINY_TRAIN, keep_steps=[3])
+    parent = "results/a/runs/base/seed{seed}/ckpt/step3.pt"  # no rule's output: a waits
     cfg["experiments"]["ft"] = {
         "dataset": "tiny", "seeds": [0, 1], "plateau": {"milestone": 3},
         "train": dict(TINY_TRAIN, init_from=parent, optim={"name": "adam", "lr": 0.003}),
@@ -210,6 +212,7 @@ def test_a_warm_started_experiment_trains_its_parents_first(tmp_path: Path) -> N
         src = tmp_path / parent.format(seed=seed)
         assert m["init_from"]["path"] == parent.format(seed=seed)
         assert m["init_from"]["sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
+        assert m["init_from"]["step"] == 3
     assert nothing_to_do_for(tmp_path, "results/ft/final.json")
 
 

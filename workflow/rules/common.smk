@@ -3,6 +3,7 @@
 
 import json
 import os
+import re
 import sys
 
 from seqlab.grid import expand_runs, resolve_trial
@@ -67,10 +68,15 @@ def trial_json(wildcards):
 
 
 def init_input(wildcards):
-    """The weights a warm-started trial starts from (train.init_from): an input, so the
-    trial that makes them trains first and a retrained parent retrains its branches."""
+    """What a warm-started trial (train.init_from) waits for: the trial whose weights it
+    names (its metrics.json: kept steps and ckpt/ files are no declared outputs), else the
+    file itself. A retrained parent then retrains its branches."""
     init = json.loads(trial_json(wildcards))["train"].get("init_from")
-    return [init] if init else []
+    if not init:
+        return []
+    rel = os.path.relpath(init) if os.path.isabs(init) else os.path.normpath(init)
+    parent = re.match(r"(results/[^/]+/runs/[^/]+/seed\d+)/", rel)
+    return [f"{parent[1]}/metrics.json"] if parent else [rel]
 
 
 def resource(key, default):

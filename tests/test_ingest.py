@@ -110,10 +110,10 @@ def test_paths_and_encodings_are_one_line(tmp_path: Path) -> None:
     (tmp_path / "u16.txt").write_text("a\t1,2\n", encoding="utf-16")
     fails({"train": str(tmp_path / "u16.txt")}, r"u16\.txt: not UTF-8 text \(UTF-16 or binary\)")
     (tmp_path / "bom.txt").write_bytes(b"\xef\xbb\xbf" + (tmp_path / "t.txt").read_bytes())
-    (tmp_path / "bom_units.txt").write_bytes(b"\xef\xbb\xbf1 2 3\n4 5\n")
+    (tmp_path / "bom_units.txt").write_bytes(b"\xef\xbb\xbf\n1 2 3\n4 5\n")
     assert read_units_text(tmp_path / "bom.txt")[0][0] == read_units_text(train)[0][0]
     assert [n for n, _ in read_units_text(tmp_path / "bom_units.txt")] == [
-        "bom_units.txt:1", "bom_units.txt:2"]  # fmt: skip
+        "bom_units.txt:2", "bom_units.txt:3"]  # fmt: skip
 
 
 def test_eval_fraction_split_is_stable(tmp_path: Path) -> None:
@@ -277,7 +277,7 @@ def test_a_shard_cut_between_members_is_refused(tmp_path: Path) -> None:
         prepare_dataset("x", params, tmp_path / "ds")
     assert not (tmp_path / "ds").exists()
     shard.write_bytes(shard.read_bytes()[: cut - 100])  # inside a member
-    with pytest.raises(SeqlabError, match=r"truncated tar \(it ends inside a member's data"):
+    with pytest.raises(SeqlabError, match=r"truncated tar \(it ends inside the data of tar entry"):
         prepare_dataset("x", params, tmp_path / "ds")
 
 

@@ -105,32 +105,45 @@ def _decode(sample: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_BLOCK = tarfile.BLOCKSIZE
+_PAX_SIZE = re.compile(rb"\d+ size=(\d+)\n")
+
+
+def _member_size(header: bytes) -> int:
+    """The size field of a tar header: octal, or GNU base-256 for sizes of 8 GiB and more."""
+    field = header[124:136]
+    if field[0] & 0x80:
+        return int.from_bytes(field[1:], "big")
+    digits = field.split(b"\0", 1)[0].strip()
+    return int(digits, 8) if digits else 0
+
+
 def _incomplete(path: Path) -> str | None:
     """Why the tar is cut short, or None. A tar cut between two members reads as a shorter
-    tar (tarfile stops at end of file without complaint), so the end-of-archive marker, the
-    zero block after the last member's data, is required."""
-    size = path.stat().st_size
-    try:
-        tar = tarfile.open(path, "r:")
-    except tarfile.ReadError:
-        return None  # not a tar at all: the reader says so, naming the shard
-    with tar:
-        try:
-            members = tar.getmembers()
-        except tarfile.ReadError as e:
-            return f"it ends inside a member's data: {e}"
-    end = 0
-    if members:
-        last = members[-1]
-        end = last.offset_data + -(-last.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
-    if end > size:
-        return f"its last member ({members[-1].name}) ends at byte {end}, the file at {size}"
+    tar (tarfile stops at end of file without complaint), so the end-of-archive marker (a
+    zero block where the next header would be) is required. Headers are walked raw, one
+    512-byte read each (the sizes stored, so pax and sparse members count right)."""
+    size, pos, n, pax_size = path.stat().st_size, 0, 0, None
     with open(path, "rb") as f:
-        f.seek(end)
-        marker = f.read(tarfile.BLOCKSIZE)
-    if len(marker) < tarfile.BLOCKSIZE or marker.count(0) != tarfile.BLOCKSIZE:
-        return f"no end-of-archive block after its {len(members)} members"
-    return None
+        while True:
+            f.seek(pos)
+            header = f.read(_BLOCK)
+            if len(header) < _BLOCK:
+                return f"no end-of-archive block after its {n} tar entries"
+            if header.count(0) == _BLOCK:
+                return None
+            try:
+                stored = _member_size(header) if pax_size is None else pax_size
+            except ValueError:
+                return None  # not a tar header: the reader says what the file is
+            pax_size = None
+            if header[156:157] in (b"x", b"g"):  # pax extended header: may override the size
+                found = _PAX_SIZE.search(f.read(stored))
+                pax_size = int(found[1]) if found and header[156:157] == b"x" else None
+            pos += _BLOCK + -(-stored // _BLOCK) * _BLOCK
+            n += 1
+            if pos > size:
+                return f"it ends inside the data of tar entry {n}, at byte {size} of {pos}"
 
 
 def iter_shard(path: str | Path) -> Iterator[Utterance]:

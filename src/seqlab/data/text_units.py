@@ -157,9 +157,10 @@ def _parse_block(
 def detect_units_only(path: Path) -> bool:
     """Whether a file holds units-only lines (fairseq --hide-fname), from its first line."""
     with open(path, "rb") as f:
-        for line in f:
+        for i, line in enumerate(f):
+            line = line.removeprefix(BOM) if i == 0 else line
             if line.strip():
-                return _is_units_only(line.removeprefix(BOM))
+                return _is_units_only(line)
     return False
 
 

@@ -212,6 +212,9 @@ def test_duplicate_key_and_invalid_yaml_name_file_and_line(tmp_path: Path) -> No
     p.write_text("a:\n\tb: 1\n")
     with pytest.raises(ConfigError, match=rf"^{p}:2:1: invalid YAML: .*character '\\t'"):
         load_yaml(p)
+    # one experiment's train: block reused by another with `<<: *anchor`, keys overridden
+    p.write_text("a: &t\n  max_steps: 10\n  optim: {lr: 0.1}\nb:\n  <<: *t\n  optim: {lr: 1}\n")
+    assert load_yaml(p)["b"] == {"max_steps": 10, "optim": {"lr": 1}}
 
 
 def test_library_entry_points_use_the_typed_models() -> None:
@@ -309,9 +312,18 @@ def test_values_that_fail_only_later_are_refused_when_the_config_loads() -> None
         "experiments.a.train.seq_len: 32 exceeds model.block_size 16 (GPT-2's learned "
         "positions); raise block_size or lower seq_len"
     )
+    x["train"]["model"]["block_size"], x["train"]["seq_len"] = 32, 16
+    x["grid"] = {"seq_len": [16, 32], "model.block_size": [32, 16]}  # each value fits alone
+    del cfg["datasets"]["text"]
+    assert lines_of(cfg) == [
+        "experiments.a.grid: the run {seq_len=32, model.block_size=16}: train.seq_len: 32 "
+        "exceeds model.block_size 16 (GPT-2's learned positions); raise block_size or lower "
+        "seq_len"
+    ]
+    x["grid"] = {"optim.lr": [0.01]}
     x["train"]["seq_len"] = 16
     x["train"]["optim"]["lr"] = float("inf")
-    assert lines_of(cfg)[1:] == [
+    assert lines_of(cfg) == [
         "experiments.a.train.optim.lr: input should be a finite number (got inf)"
     ]
 

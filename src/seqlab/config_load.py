@@ -10,6 +10,7 @@ as if substituted into the base, and the references between sections checked.
 from __future__ import annotations
 
 import difflib
+import itertools
 import re
 import types
 import typing
@@ -60,11 +61,14 @@ class ConfigError(SeqlabError):
 
 # -- YAML --------------------------------------------------------------------------------------
 class UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice in one mapping (SafeLoader keeps the last)."""
+    """SafeLoader that refuses a key given twice in one mapping (SafeLoader keeps the last).
+    Keys merged in with `<<: *anchor` may be overridden: that is what merging is for."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
             key = self.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
             if key in seen:
@@ -316,11 +320,24 @@ def _train_problems(
 def grid_problems(name: str, train: dict[str, Any], raw: dict[str, Any]) -> list[str]:
     """Every grid value and variant validated as if substituted into the base `train:`."""
     out, where = [], f"experiments.{name}"
-    for key, values in (raw.get("grid") or {}).items():
+    grid = raw.get("grid") or {}
+    for key, values in grid.items():
         for i, v in enumerate(values):
             out += _train_problems(train, {key: v}, f"{where}.grid.{key}[{i}]")
-    for vname, overrides in (raw.get("variants") or {}).items():
+    variants = raw.get("variants") or {}
+    for vname, overrides in variants.items():
         out += _train_problems(train, overrides, f"{where}.variants.{vname}", variant=True)
+    if out or not all(isinstance(v, list) for v in grid.values()):
+        return out
+    # each value is valid alone; a run combines them (seq_len 64 with block_size 32)
+    named = [(f"variants.{n}", o or {}) for n, o in variants.items()] or [("grid", {})]
+    for vwhere, vo in named:
+        for combo in itertools.islice(itertools.product(*grid.values()), 100_000):
+            point = {**vo, **dict(zip(grid, combo, strict=True))}
+            bad = _train_problems(train, point, "train", variant=True)
+            if bad:
+                shown = ", ".join(f"{k}={v!r}" for k, v in point.items())
+                return [f"{where}.{vwhere}: the run {{{shown}}}: {bad[0]}"]
     return out
 
 

@@ -225,10 +225,11 @@ class Run:
         # a resumed log continues the earlier records: without any (log.jsonl and its copy in
         # ckpt/ both deleted) the curve would start mid-way, so the trial is retrained whole
         log_kept = self.log.has_records()
+        best = self.ckpt.load_best()  # read once: it may be newer than the checkpoint
         refused: list[str] = []
 
         def accept(s: dict[str, Any]) -> bool:
-            why = self.refusal(s, log_kept)
+            why = self.refusal(s, log_kept, None if best is None else best["step"])
             refused.extend([why] if why else [])
             return why is None
 
@@ -249,14 +250,15 @@ class Run:
                                weights_step=i["step"])  # fmt: skip
             self.evaluate()
             return
-        if self.st.best_step >= 0 and self.ckpt.load_best() is None:  # every rank agrees
+        if self.st.best_step >= 0 and best is None:  # every rank agrees
             self.log.event(self.st.step, "best_lost", best_step=self.st.best_step)
             self.st.best, self.st.best_step, self.st.bad_evals = math.inf, -1, 0
         self.log.event(self.st.step, "resume", from_step=self.st.step)
 
-    def refusal(self, state: dict[str, Any], log_kept: bool) -> str | None:
+    def refusal(self, state: dict[str, Any], log_kept: bool, best: int | None) -> str | None:
         """Why this checkpoint cannot continue the trial an uninterrupted run of this config
-        would be, or None. Refused checkpoints are discarded and the trial starts afresh."""
+        would be, or None (`best`: best.pt's step). Refused checkpoints are discarded and the
+        trial starts afresh."""
         step, cfg = int(state["trainer"]["step"]), self.cfg
         if state.get("fingerprint") != self.fingerprint:
             return "config or data changed"
@@ -267,13 +269,9 @@ class Run:
         on_grid = lambda s: s % cfg.eval_interval == 0 or s in cfg.milestones  # noqa: E731
         if not on_grid(step) and state["trainer"]["last_eval_step"] == step < cfg.max_steps:
             return f"step {step} was evaluated as the last step; a longer trial would not be"
-        best = self.ckpt.load_best()  # written after this state: the replay must write it again
-        if (
-            best is not None
-            and best["step"] > step
-            and not (best["step"] <= cfg.max_steps and on_grid(best["step"]))
-        ):
-            return f"best.pt is from step {best['step']}, which this trial does not evaluate"
+        # a best.pt written after this state is written again by the replay, if it evaluates it
+        if best is not None and best > step and not (best <= cfg.max_steps and on_grid(best)):
+            return f"best.pt is from step {best}, which this trial does not evaluate"
         lost = [k for k in cfg.keep_steps if 0 < k <= step and not self.ckpt.kept(k).exists()]
         if lost:
             return f"keep_steps asks for step {lost[0]}, which this checkpoint is past"

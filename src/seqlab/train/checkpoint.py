@@ -158,19 +158,26 @@ def init_weights(model: torch.nn.Module, path: str | Path) -> dict[str, Any]:
         w = weights.get(k)
         if k.endswith("wpe.weight") and w is not None and w.shape[0] > v.shape[0]:
             weights[k] = w[: v.shape[0]]
-    theirs = {k: tuple(v.shape) for k, v in weights.items()}
-    ours = {k: tuple(v.shape) for k, v in own.items()}
-    if theirs != ours:
-        k = sorted(set(theirs.items()) ^ set(ours.items()))[0][0]
+    misfit = shape_misfit(weights, model)
+    if misfit:
         raise SeqlabError(
-            f"train.init_from: {path} does not fit this model: {k} is "
-            f"{theirs.get(k, 'absent')} there, {ours.get(k, 'absent')} here; use the same "
+            f"train.init_from: {path} does not fit this model: {misfit}; use the same "
             "architecture and sizes (a GPT-2 may shorten block_size)"
         )
     model.load_state_dict(weights)
     step = ck.get("step", (ck.get("trainer") or {}).get("step"))  # model.pt / a resumable state
     return {"path": str(path), "sha256": file_sha256(path), "step": step,
             "weights_sha256": weights_sha256(weights)}  # fmt: skip
+
+
+def shape_misfit(weights: dict[str, torch.Tensor], model: torch.nn.Module) -> str | None:
+    """The first parameter whose name or shape differs between `weights` and `model`."""
+    theirs = {k: tuple(v.shape) for k, v in weights.items()}
+    ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    if theirs == ours:
+        return None
+    k = sorted(set(theirs.items()) ^ set(ours.items()))[0][0]
+    return f"{k} is {theirs.get(k, 'absent')} there, {ours.get(k, 'absent')} here"
 
 
 def weights_sha256(weights: dict[str, torch.Tensor]) -> str:

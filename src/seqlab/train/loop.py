@@ -35,7 +35,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from seqlab.io import remove_stale_temps
 from seqlab.models import build_model, count_params, model_spec
 from seqlab.train import distributed
-from seqlab.train.checkpoint import Checkpointer, init_weights
+from seqlab.train.checkpoint import Checkpointer, init_weights, shape_misfit
 from seqlab.train.config import TrainConfig
 from seqlab.train.guard import StabilityGuard
 from seqlab.train.logbook import Logbook, write_metrics
@@ -275,12 +275,8 @@ class Run:
         lost = [k for k in cfg.keep_steps if 0 < k <= step and not self.ckpt.kept(k).exists()]
         if lost:
             return f"keep_steps asks for step {lost[0]}, which this checkpoint is past"
-        own = {k: tuple(v.shape) for k, v in self.raw.state_dict().items()}
-        theirs = {k: tuple(v.shape) for k, v in state["model"].items()}
-        if own != theirs:
-            diff = sorted(set(own.items()) ^ set(theirs.items()))[0][0]
-            return f"its weights do not fit the model (first difference: {diff})"
-        return None
+        misfit = shape_misfit(state["model"], self.raw)
+        return f"its weights do not fit the model ({misfit})" if misfit else None
 
     def judge(self, pending: list[tuple[int, float, torch.Tensor, torch.Tensor]]) -> bool:
         """Read the pending steps' numbers (one device sync) and let the guard judge them in

@@ -212,6 +212,11 @@ def test_duplicate_key_and_invalid_yaml_name_file_and_line(tmp_path: Path) -> No
     p.write_text("a:\n\tb: 1\n")
     with pytest.raises(ConfigError, match=rf"^{p}:2:1: invalid YAML: .*character '\\t'"):
         load_yaml(p)
+    p.write_text("datasets: {}\nexperiments: {}\n")  # a mapping, not a list
+    assert problems(load_yaml(p))[0] == [
+        "datasets: must be a mapping with at least 1 entry (got {})",
+        "experiments: must be a mapping with at least 1 entry (got {})",
+    ]
     # one experiment's train: block reused by another with `<<: *anchor`, keys overridden
     p.write_text("a: &t\n  max_steps: 10\n  optim: {lr: 0.1}\nb:\n  <<: *t\n  optim: {lr: 1}\n")
     assert load_yaml(p)["b"] == {"max_steps": 10, "optim": {"lr": 1}}

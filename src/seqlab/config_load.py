@@ -190,7 +190,13 @@ def message(err: dict[str, Any], holder: type[BaseModel] | None, key: Any) -> st
     if msg.startswith("Value error, "):
         return msg.removeprefix("Value error, ")
     if kind in WANTS:
-        return f"must be {WANTS[kind].format(**err.get('ctx', {}))} (got {value!r})"
+        ctx = err.get("ctx", {})
+        want = WANTS[kind].format(**ctx)
+        if kind in ("too_short", "too_long") and isinstance(value, dict):  # not a list
+            n = ctx.get("min_length", ctx.get("max_length"))
+            bound = "at least" if kind == "too_short" else "at most"
+            want = f"a mapping with {bound} {n} entr{'y' if n == 1 else 'ies'}"
+        return f"must be {want} (got {value!r})"
     shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
     return f"{msg[:1].lower()}{msg[1:]}{shown}"
 

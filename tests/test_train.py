@@ -199,32 +199,27 @@ def test_max_steps_changes_that_would_mislabel_retrain(unit_manifest: Path, tmp_
     assert_same_model(tmp_path / "short", tmp_path / "fresh8")
 
 
-def test_a_last_step_evaluation_is_not_continued(unit_manifest: Path, tmp_path: Path) -> None:
-    """Step 6 was evaluated only because it was the last one, which a 12-step trial does not
-    do (its best checkpoint could be step 6's): the longer rerun retrains and ends bitwise as
-    the uninterrupted 12-step trial."""
-    kw = {"schedule": {"name": "constant"}, "ckpt_interval": 2}
-    train(tiny_trial(unit_manifest, max_steps=6, **kw), tmp_path / "t", echo=quiet)
-    train(tiny_trial(unit_manifest, **kw), tmp_path / "t", echo=quiet)
-    train(tiny_trial(unit_manifest, **kw), tmp_path / "fresh", echo=quiet)
-    why = [e["why"] for e in events_of(tmp_path / "t") if e["event"] == "ckpt_discarded"]
-    assert why == ["step 6 was evaluated as the last step; a longer trial would not be"]
-    assert curves(tmp_path / "t") == curves(tmp_path / "fresh")
-    assert_same_model(tmp_path / "t", tmp_path / "fresh")
-
-
-def test_a_best_checkpoint_the_longer_trial_would_not_make_is_not_kept(
-    unit_manifest: Path, tmp_path: Path
+@pytest.mark.parametrize(
+    "ckpt_interval, why",
+    [
+        (2, "step 6 was evaluated as the last step; a longer trial would not be"),
+        (4, "best.pt is from step 6, which this trial does not evaluate"),
+    ],
+)
+def test_what_only_the_last_step_made_is_not_continued(
+    unit_manifest: Path, tmp_path: Path, ckpt_interval: int, why: str
 ) -> None:
-    """Step 6 was evaluated (and was the best) only as the last step, after the checkpoint
-    at step 4: resuming from 4 would publish step 6's weights as the 12-step trial's best."""
-    kw = {"schedule": {"name": "constant"}, "ckpt_interval": 4}
+    """Step 6 of a 6-step trial is evaluated (and is the best) only for being the last step,
+    which a 12-step trial does not do. Checkpointed at 6, that evaluation is in the state;
+    checkpointed at 4, it is in best.pt. Either way the longer rerun retrains, and ends
+    bitwise as the uninterrupted 12-step trial (resuming would publish step 6 as its best)."""
+    kw = {"schedule": {"name": "constant"}, "ckpt_interval": ckpt_interval}
     m6 = train(tiny_trial(unit_manifest, max_steps=6, **kw), tmp_path / "t", echo=quiet)
     assert m6["best_step"] == 6
     train(tiny_trial(unit_manifest, **kw), tmp_path / "t", echo=quiet)
     train(tiny_trial(unit_manifest, **kw), tmp_path / "fresh", echo=quiet)
-    why = [e["why"] for e in events_of(tmp_path / "t") if e["event"] == "ckpt_discarded"]
-    assert why == ["best.pt is from step 6, which this trial does not evaluate"]
+    assert [e["why"] for e in events_of(tmp_path / "t") if e["event"] == "ckpt_discarded"] == [
+        why]  # fmt: skip
     assert curves(tmp_path / "t") == curves(tmp_path / "fresh")
     assert_same_model(tmp_path / "t", tmp_path / "fresh")
 

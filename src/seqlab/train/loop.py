@@ -8,8 +8,9 @@ intact state and, on CPU, ends bitwise where an uninterrupted run would, because
 order is a function of (seed, step) and the RNG state is checkpointed.
 
 The parts: `Run` holds what one trial trains (task, model, optimizer, precision) and does one
-update; `StabilityGuard` judges each update; `Checkpointer` saves and restores; `Logbook`
-records; `effective_lr` is the LR. On CUDA the steady-state step never waits for the device:
+update; `StabilityGuard` judges each update; `Checkpointer` saves and restores, and
+`resume.refusal` says which checkpoint may be continued; `Logbook` records; `effective_lr`
+is the LR. On CUDA the steady-state step never waits for the device:
 loss and grad norm stay there and are read every `log_interval` steps (and before an
 evaluation or a checkpoint), a non-finite update is skipped on the device (the fused
 optimizers' found_inf), the next micro-batch is staged while the current one runs. The
@@ -19,8 +20,6 @@ guard's counting, cuts and roll-backs then act at log granularity; on CPU at eve
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import math
 import statistics
 import time
@@ -35,7 +34,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from seqlab.io import remove_stale_temps
 from seqlab.models import build_model, count_params, model_spec
 from seqlab.train import distributed
-from seqlab.train.checkpoint import Checkpointer, init_weights, shape_misfit
+from seqlab.train.checkpoint import Checkpointer, init_weights
 from seqlab.train.config import TrainConfig
 from seqlab.train.guard import StabilityGuard
 from seqlab.train.logbook import Logbook, write_metrics
@@ -47,6 +46,7 @@ from seqlab.train.precision import (
     set_tf32,
     unsupported_reason,
 )
+from seqlab.train.resume import refusal, trajectory_fingerprint
 from seqlab.train.tasks import Task, build_task
 
 
@@ -75,29 +75,6 @@ class TrainerState:
 
 #: trainer fields a roll-back keeps (the model selection made so far)
 ROLLBACK_KEEPS = ("best", "best_step", "bad_evals")
-#: train keys that change neither the weights' trajectory nor which checkpoint is best: a
-#: checkpoint made under other values of these is resumed (a larger max_steps continues a
-#: finished trial, unless the schedule decays towards max_steps). The evaluation keys are not
-#: among them: they decide the best checkpoint, so a change to them retrains.
-BOOKKEEPING = {"max_steps", "ckpt_interval", "log_interval", "keep_steps", "threads", "device",
-               "compile"}  # fmt: skip
-#: schedules whose learning rate at every step depends on max_steps (optim.lr_at)
-DECAYS_TO_MAX_STEPS = {"cosine", "linear"}
-
-
-def trajectory_fingerprint(
-    trial: dict[str, Any], data: dict[str, Any], world: int, init: dict[str, Any] | None = None
-) -> str:
-    """What a checkpoint must match to be resumed: the trajectory-relevant config, the data
-    (the manifest's hash), the number of processes and the starting weights' hash."""
-    t = trial["train"]
-    horizon = t.get("schedule", {}).get("name") in DECAYS_TO_MAX_STEPS
-    train = {k: v for k, v in t.items() if k not in BOOKKEEPING or (k == "max_steps" and horizon)}
-    payload = {"train": train, "seed": trial["seed"], "task": trial.get("task"),
-               "data": data.get("manifest_sha256"), "world": world}  # fmt: skip
-    if init is not None:  # other starting weights are another trial (the same re-saved are not)
-        payload["init"] = init["weights_sha256"]
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class Run:
@@ -229,7 +206,8 @@ class Run:
         refused: list[str] = []
 
         def accept(s: dict[str, Any]) -> bool:
-            why = self.refusal(s, log_kept, None if best is None else best["step"])
+            why = refusal(s, self.fingerprint, self.cfg, self.raw, self.ckpt, log_kept,
+                          None if best is None else best["step"])  # fmt: skip
             refused.extend([why] if why else [])
             return why is None
 
@@ -254,29 +232,6 @@ class Run:
             self.log.event(self.st.step, "best_lost", best_step=self.st.best_step)
             self.st.best, self.st.best_step, self.st.bad_evals = math.inf, -1, 0
         self.log.event(self.st.step, "resume", from_step=self.st.step)
-
-    def refusal(self, state: dict[str, Any], log_kept: bool, best: int | None) -> str | None:
-        """Why this checkpoint cannot continue the trial an uninterrupted run of this config
-        would be, or None (`best`: best.pt's step). Refused checkpoints are discarded and the
-        trial starts afresh."""
-        step, cfg = int(state["trainer"]["step"]), self.cfg
-        if state.get("fingerprint") != self.fingerprint:
-            return "config or data changed"
-        if not log_kept:
-            return "log.jsonl and its copy missing"
-        if step > cfg.max_steps:
-            return f"made at step {step}, past max_steps {cfg.max_steps}"
-        on_grid = lambda s: s % cfg.eval_interval == 0 or s in cfg.milestones  # noqa: E731
-        if not on_grid(step) and state["trainer"]["last_eval_step"] == step < cfg.max_steps:
-            return f"step {step} was evaluated as the last step; a longer trial would not be"
-        # a best.pt written after this state is written again by the replay, if it evaluates it
-        if best is not None and best > step and not (best <= cfg.max_steps and on_grid(best)):
-            return f"best.pt is from step {best}, which this trial does not evaluate"
-        lost = [k for k in cfg.keep_steps if 0 < k <= step and not self.ckpt.kept(k).exists()]
-        if lost:
-            return f"keep_steps asks for step {lost[0]}, which this checkpoint is past"
-        misfit = shape_misfit(state["model"], self.raw)
-        return f"its weights do not fit the model ({misfit})" if misfit else None
 
     def judge(self, pending: list[tuple[int, float, torch.Tensor, torch.Tensor]]) -> bool:
         """Read the pending steps' numbers (one device sync) and let the guard judge them in

@@ -24,8 +24,14 @@ from seqlab.io import SeqlabError
 def _status(args: argparse.Namespace) -> int:
     from seqlab.report.status import status_command
 
-    return status_command(args.config, args.experiments, args.results, watch=args.watch,
-                          interval=args.interval, stale_after=60 * args.stale_minutes)  # fmt: skip
+    return status_command(
+        args.config,
+        args.experiments,
+        args.results,
+        watch=args.watch,
+        interval=args.interval,
+        stale_after=60 * args.stale_minutes,
+    )
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -52,8 +58,10 @@ def _export_shards(args: argparse.Namespace) -> int:
     if args.shard_size < 1:
         raise SeqlabError(f"--shard-size {args.shard_size}: must be at least 1")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise SeqlabError(f"{out}: exists and is not an empty directory; name a new one "
-                          "(an export never mixes its shards with other files)")  # fmt: skip
+        raise SeqlabError(
+            f"{out}: exists and is not an empty directory; name a new one "
+            "(an export never mixes its shards with other files)"
+        )
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     try:
         written = export_shards(args.manifest, tmp, args.shard_size)
@@ -78,13 +86,20 @@ def parser() -> argparse.ArgumentParser:
         "submit host while Slurm runs the jobs. Exit status 1 when any trial failed.",
     )
     st.add_argument("experiments", nargs="*", metavar="EXP", help="experiments (default: all)")
-    st.add_argument("--config", default="config/config.yaml",
-                    help="the config the study runs with (default: %(default)s)")  # fmt: skip
+    st.add_argument(
+        "--config",
+        default="config/config.yaml",
+        help="the config the study runs with (default: %(default)s)",
+    )
     st.add_argument("--results", default="results", help="results directory (default: %(default)s)")
     st.add_argument("--watch", action="store_true", help="refresh until every trial has ended")
     st.add_argument("--interval", type=float, default=5.0, help="seconds between refreshes")
-    st.add_argument("--stale-minutes", type=float, default=30.0,
-                    help="minutes without a write before a trial shows as 'stalled?'")  # fmt: skip
+    st.add_argument(
+        "--stale-minutes",
+        type=float,
+        default=30.0,
+        help="minutes without a write before a trial shows as 'stalled?'",
+    )
     st.set_defaults(func=_status)
     cc = sub.add_parser(
         "check-config",

@@ -83,7 +83,7 @@ class World(Strict):
             "nasal": 70.0,
             "liquid_glide": 60.0,
             "silence": 200.0,
-        }  # fmt: skip
+        }
     )
     dur_sigma: NonNegF = 0.3
     max_frames: Pos = 40
@@ -224,14 +224,32 @@ class NeuralNpz(Strict):
 
 DATASET_KINDS: dict[str, type[Strict]] = {
     m.model_fields["kind"].annotation.__args__[0]: m  # type: ignore[union-attr]
-    for m in (SyntheticUnits, UnitsText, UnitsShards, SyntheticTextBins, TokenBins,
-              SwuggySynthetic, SwuggyZerospeech, NeuralSynthetic, NeuralPickle, NeuralNpz)
-}  # fmt: skip
+    for m in (
+        SyntheticUnits,
+        UnitsText,
+        UnitsShards,
+        SyntheticTextBins,
+        TokenBins,
+        SwuggySynthetic,
+        SwuggyZerospeech,
+        NeuralSynthetic,
+        NeuralPickle,
+        NeuralNpz,
+    )
+}
 Dataset = Annotated[
-    SyntheticUnits | UnitsText | UnitsShards | SyntheticTextBins | TokenBins | SwuggySynthetic
-    | SwuggyZerospeech | NeuralSynthetic | NeuralPickle | NeuralNpz,
+    SyntheticUnits
+    | UnitsText
+    | UnitsShards
+    | SyntheticTextBins
+    | TokenBins
+    | SwuggySynthetic
+    | SwuggyZerospeech
+    | NeuralSynthetic
+    | NeuralPickle
+    | NeuralNpz,
     Field(discriminator="kind"),
-]  # fmt: skip
+]
 #: the task each dataset kind can feed
 TASK_KINDS = {
     "unit_lm": ("synthetic_units", "units_text", "units_shards"),

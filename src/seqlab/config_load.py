@@ -268,16 +268,22 @@ def reference_problems(cfg: Config) -> list[str]:
     for name, d in cfg.datasets.items():
         world = getattr(d, "world", None)
         if d.kind == "swuggy_synthetic" and kinds.get(world) != "synthetic_units":
-            out.append(f"datasets.{name}.world: {world!r} is not a synthetic_units dataset "
-                       f"({_near(world, kinds)}have {sorted(kinds)})")  # fmt: skip
+            out.append(
+                f"datasets.{name}.world: {world!r} is not a synthetic_units dataset "
+                f"({_near(world, kinds)}have {sorted(kinds)})"
+            )
     for name, x in cfg.experiments.items():
         where = f"experiments.{name}"
         if x.dataset not in kinds:
-            out.append(f"{where}.dataset: {x.dataset!r} is not under datasets: "
-                       f"({_near(x.dataset, kinds)}have {sorted(kinds)})")  # fmt: skip
+            out.append(
+                f"{where}.dataset: {x.dataset!r} is not under datasets: "
+                f"({_near(x.dataset, kinds)}have {sorted(kinds)})"
+            )
         elif kinds[x.dataset] not in TASK_KINDS[x.task]:
-            out.append(f"{where}.dataset: {x.dataset!r} is a {kinds[x.dataset]} dataset; task "
-                       f"{x.task} reads {', '.join(TASK_KINDS[x.task])}")  # fmt: skip
+            out.append(
+                f"{where}.dataset: {x.dataset!r} is a {kinds[x.dataset]} dataset; task "
+                f"{x.task} reads {', '.join(TASK_KINDS[x.task])}"
+            )
         if (x.task == "ctc") != (x.train.model.arch == "gru_ctc"):
             out.append(
                 f"{where}.train.model.arch: {x.train.model.arch!r} does not fit task "

@@ -38,11 +38,16 @@ def write_failure(path: Path, e: BaseException) -> SeqlabError:
         free = shutil.disk_usage(path.parent).free
     except OSError:
         free = None
-    if free is not None and free < LOW_SPACE and (not isinstance(e, OSError) or e.errno in (
-            errno.ENOSPC, errno.EDQUOT, None)):  # fmt: skip
+    if (
+        free is not None
+        and free < LOW_SPACE
+        and (not isinstance(e, OSError) or e.errno in (errno.ENOSPC, errno.EDQUOT, None))
+    ):
         cause = f"no space left on device ({free} bytes free)"
-    return SeqlabError(f"{path}: cannot write ({cause}); free space or fix the permissions of "
-                       f"{path.parent}, then rerun (the previous file is intact)")  # fmt: skip
+    return SeqlabError(
+        f"{path}: cannot write ({cause}); free space or fix the permissions of "
+        f"{path.parent}, then rerun (the previous file is intact)"
+    )
 
 
 def fsync_dir(directory: Path) -> None:

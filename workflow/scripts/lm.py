@@ -48,8 +48,9 @@ def narrowed(exp: dict[str, Any], mode: str, max_iters: int | None) -> dict[str,
     return exp
 
 
-def trials_of(cfg: dict, exp_name: str, mode: str, seeds: list[int], max_iters: int | None,
-              results: Path) -> list[dict[str, Any]]:  # fmt: skip
+def trials_of(
+    cfg: dict, exp_name: str, mode: str, seeds: list[int], max_iters: int | None, results: Path
+) -> list[dict[str, Any]]:
     """Resolved trial configs (the train rule's config.json) for `mode` ('all': every run)."""
     if exp_name not in cfg["experiments"]:
         raise SeqlabError(
@@ -57,8 +58,11 @@ def trials_of(cfg: dict, exp_name: str, mode: str, seeds: list[int], max_iters: 
         )
     exp = narrowed(cfg["experiments"][exp_name], mode, max_iters)
     d = results / "data" / exp["dataset"]
-    data = {"dataset": exp["dataset"], "manifest": str(d / "manifest.json"),
-            "checks": str(d / "checks.json")}  # fmt: skip
+    data = {
+        "dataset": exp["dataset"],
+        "manifest": str(d / "manifest.json"),
+        "checks": str(d / "checks.json"),
+    }
     runs = [
         r
         for r, v in expand_runs(exp_name, exp).items()
@@ -98,8 +102,13 @@ def main() -> None:
     cfg = validate_config(load_yaml(args.configfile), [args.configfile])  # as the Snakefile
     results = Path(args.results)
     exp = cfg["experiments"].get(args.experiment, {})
-    seeds = ([args.seed] if args.seed is not None else list(range(args.seeds)) if args.seeds
-             else exp.get("seeds", [0]))  # fmt: skip
+    seeds = (
+        [args.seed]
+        if args.seed is not None
+        else list(range(args.seeds))
+        if args.seeds
+        else exp.get("seeds", [0])
+    )
     trials = trials_of(cfg, args.experiment, args.config, seeds, args.max_iters, results)
     ensure_data(cfg, exp["dataset"], results)
     dirs = []

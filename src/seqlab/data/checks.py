@@ -78,16 +78,23 @@ def run_unit_checks(manifest_path: str | Path, params: dict[str, Any] | None = N
     if train is not None:
         results["unigram_entropy"] = (uc.unigram_stats(train), [])
     else:
-        results["unigram_entropy"] = ({}, [
-            f"check unigram_entropy failed: {manifest_path} has no split {p.train_split!r} "
-            f"(has {list(scans)}); name the training split or set train_split"
-        ])  # fmt: skip
+        results["unigram_entropy"] = (
+            {},
+            [
+                f"check unigram_entropy failed: {manifest_path} has no split {p.train_split!r} "
+                f"(has {list(scans)}); name the training split or set train_split"
+            ],
+        )
     prog.done()
     ent = results["unigram_entropy"][0]
     return checks_report(
-        results, asdict(p), dataset=man.data.get("dataset"), manifest=str(manifest_path),
-        vocab_size=V, **{k: v for k, v in ent.items() if k != "n_units"},
-    )  # fmt: skip
+        results,
+        asdict(p),
+        dataset=man.data.get("dataset"),
+        manifest=str(manifest_path),
+        vocab_size=V,
+        **{k: v for k, v in ent.items() if k != "n_units"},
+    )
 
 
 #: manifest "kind" -> "module:function(manifest_path, params) -> checks dict" for data formats

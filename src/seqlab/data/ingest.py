@@ -69,8 +69,11 @@ class UnitsShardsParams:
     mode: str = "copy"  # how shards enter the dataset dir: copy | hardlink | symlink
 
     def problems(self) -> list[str]:
-        out = [f"{k}: a glob or list of .tar shards is required" for k in ("train", "eval")
-               if not getattr(self, k)]  # fmt: skip
+        out = [
+            f"{k}: a glob or list of .tar shards is required"
+            for k in ("train", "eval")
+            if not getattr(self, k)
+        ]
         if self.mode not in ("copy", "hardlink", "symlink"):
             out.append(f"mode={self.mode!r}: must be copy, hardlink or symlink")
         if not 1 <= self.vocab_size <= 65534:
@@ -105,8 +108,13 @@ def _hash01(seed: int, name: str) -> float:
 
 def _eval_threshold(p: UnitsTextParams) -> float:
     """The eval_fraction split: items with the smallest name hashes (stable under reordering)."""
-    h = np.concatenate([[_hash01(p.split_seed, n) for n in b.names]
-                        for b in iter_text_blocks(p.train, p.vocab_size)] or [[]])  # fmt: skip
+    h = np.concatenate(
+        [
+            [_hash01(p.split_seed, n) for n in b.names]
+            for b in iter_text_blocks(p.train, p.vocab_size)
+        ]
+        or [[]]
+    )
     n_eval = round(len(h) * p.eval_fraction)
     n_eval = max(n_eval, 1) if p.eval_fraction > 0 and len(h) > 1 else n_eval
     return float(np.sort(h)[n_eval - 1]) if n_eval else -1.0
@@ -146,8 +154,10 @@ def ingest_units_text(name: str, params: dict[str, Any], out_dir: str | Path) ->
     for path in files:
         formats[path] = "units_only" if detect_units_only(Path(path)) else "named"
         if formats[path] == "units_only":
-            print(f"ingest: {path}: units only (fairseq --hide-fname): utterances named "
-                  "file:line", file=sys.stderr)  # fmt: skip
+            print(
+                f"ingest: {path}: units only (fairseq --hide-fname): utterances named file:line",
+                file=sys.stderr,
+            )
         nbytes = 0
         for b in iter_text_blocks(path, p.vocab_size):
             hashes[path].append(np.array([hash(n) for n in b.names], np.int64))
@@ -167,8 +177,14 @@ def ingest_units_text(name: str, params: dict[str, Any], out_dir: str | Path) ->
     if p.eval:
         both = np.intersect1d(np.concatenate(hashes[p.train]), np.concatenate(hashes[p.eval]))
         if len(both):
-            shared = sorted({n for b in iter_text_blocks(p.eval, 2**16 - 2) for n in b.names
-                             if hash(n) in set(both.tolist())})  # fmt: skip
+            shared = sorted(
+                {
+                    n
+                    for b in iter_text_blocks(p.eval, 2**16 - 2)
+                    for n in b.names
+                    if hash(n) in set(both.tolist())
+                }
+            )
             raise SeqlabError(
                 f"{p.eval}: {len(shared)} names also in {p.train} (e.g. {shared[0]!r}); "
                 "train and eval must not share utterances"
@@ -178,9 +194,15 @@ def ingest_units_text(name: str, params: dict[str, Any], out_dir: str | Path) ->
         raise SeqlabError(f"dataset {name!r}: the eval split is empty; give eval or eval_fraction")
     prog.done()
     return write_manifest(
-        Path(out_dir) / "manifest.json", name, "units_text", p.vocab_size,
-        {"train": [], "eval": []}, asdict(p), store=store, line_formats=formats,
-    )  # fmt: skip
+        Path(out_dir) / "manifest.json",
+        name,
+        "units_text",
+        p.vocab_size,
+        {"train": [], "eval": []},
+        asdict(p),
+        store=store,
+        line_formats=formats,
+    )
 
 
 # -- existing shards -------------------------------------------------------------------------
@@ -255,15 +277,21 @@ def ingest_units_shards(name: str, params: dict[str, Any], out_dir: str | Path) 
             rel = f"shards/{dst.name}"
             n_samples, n_units = validate_shard(src, p.vocab_size, seen, writer, rel)
             _place(src, dst, p.mode)
-            entries.append({"path": f"shards/{dst.name}", "n_samples": n_samples,
-                            "n_units": n_units})  # fmt: skip
+            entries.append(
+                {"path": f"shards/{dst.name}", "n_samples": n_samples, "n_units": n_units}
+            )
         splits[split] = entries
         sources[split] = [str(s.resolve()) for s in paths]
         store[split] = writer.close()
     return write_manifest(
-        Path(out_dir) / "manifest.json", name, "units_shards", p.vocab_size, splits,
-        {**asdict(p), "resolved": sources}, store=store,
-    )  # fmt: skip
+        Path(out_dir) / "manifest.json",
+        name,
+        "units_shards",
+        p.vocab_size,
+        splits,
+        {**asdict(p), "resolved": sources},
+        store=store,
+    )
 
 
 def _place(src: Path, dst: Path, mode: str) -> None:

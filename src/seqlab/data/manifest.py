@@ -35,8 +35,14 @@ def write_dataset_manifest(
     **fields: Any,
 ) -> dict[str, Any]:
     """Write the manifest (atomically) with the keys every kind shares plus its own."""
-    manifest = {"dataset": dataset, "kind": kind, **fields, "splits": splits,
-                "params": params, "seqlab_version": seqlab.__version__}  # fmt: skip
+    manifest = {
+        "dataset": dataset,
+        "kind": kind,
+        **fields,
+        "splits": splits,
+        "params": params,
+        "seqlab_version": seqlab.__version__,
+    }
     write_json(path, manifest)
     return manifest
 

@@ -158,10 +158,17 @@ def write_dataset(
         }
     n_features = int(next(iter(splits.values())).features.shape[1])
     return write_dataset_manifest(
-        out_dir / "manifest.json", name, "neural", entries, params, source=source,
-        n_features=n_features, n_days=n_days, n_classes=N_CLASSES,
+        out_dir / "manifest.json",
+        name,
+        "neural",
+        entries,
+        params,
+        source=source,
+        n_features=n_features,
+        n_days=n_days,
+        n_classes=N_CLASSES,
         phonemes=["BLANK", *PHONEMES],
-    )  # fmt: skip
+    )
 
 
 # -- the baseline's pickle (trusted only) and the npz layout ----------------------------------
@@ -330,16 +337,22 @@ def run_neural_checks(manifest_path: str | Path, params: dict[str, Any] | None =
         if split == "train":
             label_counts += np.bincount(sp.phonemes[~lab_bad], minlength=N_CLASSES)
     return checks_report(
-        results, asdict(p), dataset=man.get("dataset"), manifest=str(manifest_path),
-        n_days=n_days, n_features=C,
+        results,
+        asdict(p),
+        dataset=man.get("dataset"),
+        manifest=str(manifest_path),
+        n_days=n_days,
+        n_features=C,
         unigram_entropy_nats=entropy_nats(label_counts),  # per-phoneme CTC baseline
-    )  # fmt: skip
+    )
 
 
 def _nonfinite_rows(features: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
     """Frames with a NaN/inf, read in chunks of rows (the store may be larger than memory)."""
-    bad = [a + np.flatnonzero(~np.isfinite(features[a : a + chunk]).all(1))
-           for a in range(0, len(features), chunk)]  # fmt: skip
+    bad = [
+        a + np.flatnonzero(~np.isfinite(features[a : a + chunk]).all(1))
+        for a in range(0, len(features), chunk)
+    ]
     return np.concatenate(bad) if bad else np.zeros(0, np.int64)
 
 

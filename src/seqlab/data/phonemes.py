@@ -23,8 +23,14 @@ PHONEMES: tuple[str, ...] = (
 PHONEME_ID: dict[str, int] = {p: i for i, p in enumerate(PHONEMES)}
 SIL: int = PHONEME_ID["SIL"]
 CLASSES: tuple[str, ...] = (
-    "vowel", "stop", "affricate", "fricative", "nasal", "liquid_glide", "silence",
-)  # fmt: skip
+    "vowel",
+    "stop",
+    "affricate",
+    "fricative",
+    "nasal",
+    "liquid_glide",
+    "silence",
+)
 _MEMBERS = {
     "vowel": "AA AE AH AO AW AY EH ER EY IH IY OW OY UH UW",
     "stop": "B D G K P T",

@@ -246,8 +246,12 @@ class Manifest:
                 name = key.rstrip("\n")
                 m = speaker_re.search(name) if speaker_re else None
                 speaker = (m.group(1) if m.groups() else m.group(0)) if m else "unknown"
-                meta = {"name": name, "speaker": speaker, "source": sp.source(u),
-                        "duration": round(len(units) / rate, 3)}  # fmt: skip
+                meta = {
+                    "name": name,
+                    "speaker": speaker,
+                    "source": sp.source(u),
+                    "duration": round(len(units) / rate, 3),
+                }
                 yield Utterance(key=shard_key(name), units=units, meta=meta)
 
 
@@ -280,9 +284,18 @@ def write_manifest(
         for name, entries in splits.items()
     }
     return write_dataset_manifest(
-        path, dataset, kind, counts, params, vocab_size=vocab_size, bos=vocab_size,
-        eos=vocab_size + 1, n_token_ids=vocab_size + 2, store=store or {}, **extra,
-    )  # fmt: skip
+        path,
+        dataset,
+        kind,
+        counts,
+        params,
+        vocab_size=vocab_size,
+        bos=vocab_size,
+        eos=vocab_size + 1,
+        n_token_ids=vocab_size + 2,
+        store=store or {},
+        **extra,
+    )
 
 
 def export_shards(manifest_path: str | Path, out_dir: str | Path, shard_size: int = 1000) -> dict:

@@ -82,6 +82,10 @@ def run_swuggy_checks(manifest_path: str | Path, params: dict[str, Any] | None =
     check("controls", bad, {k: v.get("lexical_all") for k, v in ctrl.items()}, "rebuild the set")
     allu = np.concatenate(list(units.values())).astype(np.int64) if units else np.zeros(0, int)
     return checks_report(
-        results, params or {}, dataset=man.get("dataset"), manifest=str(manifest_path),
-        vocab_size=V, unigram_entropy_nats=entropy_nats(np.bincount(allu[allu < V], minlength=V)),
-    )  # fmt: skip
+        results,
+        params or {},
+        dataset=man.get("dataset"),
+        manifest=str(manifest_path),
+        vocab_size=V,
+        unigram_entropy_nats=entropy_nats(np.bincount(allu[allu < V], minlength=V)),
+    )

@@ -284,8 +284,15 @@ def build_swuggy_synthetic(name: str, params: dict[str, Any], out_dir: str | Pat
         "nonword_more_probable_share": float(np.mean([it[3] > 0 for it in items])),
         "ids_per_band": dict(zip(BAND_LABELS, quota, strict=True)),
     }
-    info = {"dataset": name, "kind": "swuggy_synthetic", "vocab_size": wp.vocab_size,
-            "split": p.split, "voices": voices, "params": asdict(p), **extra}  # fmt: skip
+    info = {
+        "dataset": name,
+        "kind": "swuggy_synthetic",
+        "vocab_size": wp.vocab_size,
+        "split": p.split,
+        "voices": voices,
+        "params": asdict(p),
+        **extra,
+    }
     controls = {"phoneme_bigram": phone_scores, "unit_unigram": unigram}
     return _write_set(out_dir, gold, units, controls, info)
 
@@ -333,13 +340,23 @@ def _write_set(
     }
     fields = {k: v for k, v in info.items() if k not in ("dataset", "kind", "params")}
     V = info["vocab_size"]
-    splits = {info["split"]: {"n_samples": len(gold),
-                              "n_units": int(sum(len(u) for u in units.values()))}}  # fmt: skip
+    splits = {
+        info["split"]: {"n_samples": len(gold), "n_units": int(sum(len(u) for u in units.values()))}
+    }
     return write_dataset_manifest(
-        out / "manifest.json", info["dataset"], info["kind"], splits, info["params"], **fields,
-        bos=V, eos=V + 1, n_token_ids=V + 2, n_ids=int(gold["id"].nunique()), controls=summary,
+        out / "manifest.json",
+        info["dataset"],
+        info["kind"],
+        splits,
+        info["params"],
+        **fields,
+        bos=V,
+        eos=V + 1,
+        n_token_ids=V + 2,
+        n_ids=int(gold["id"].nunique()),
+        controls=summary,
         files={"gold": "gold.csv", "units": "units.txt", "controls": "controls.json"},
-    )  # fmt: skip
+    )
 
 
 # -- real sets -------------------------------------------------------------------------------
@@ -367,6 +384,12 @@ def ingest_swuggy_zerospeech(name: str, params: dict[str, Any], out_dir: str | P
     counts = np.bincount(
         np.concatenate(list(units.values())).astype(np.int64), minlength=p.vocab_size
     )
-    info = {"dataset": name, "kind": "swuggy_zerospeech", "vocab_size": p.vocab_size,
-            "split": p.split, "voices": voices, "params": asdict(p)}  # fmt: skip
+    info = {
+        "dataset": name,
+        "kind": "swuggy_zerospeech",
+        "vocab_size": p.vocab_size,
+        "split": p.split,
+        "voices": voices,
+        "params": asdict(p),
+    }
     return _write_set(Path(out_dir), gold, units, {"unit_unigram": counts}, info)

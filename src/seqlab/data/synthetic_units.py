@@ -39,12 +39,26 @@ class SyntheticUnitsParams(WorldParams):
     def problems(self) -> list[str]:
         """What is out of range, as `key=value: why` strings (empty when all is well)."""
         out = []
-        for k in ("lexicon_size", "n_followers", "n_voices", "n_train_utterances",
-                  "n_eval_utterances", "shard_size", "frame_rate", "max_frames"):  # fmt: skip
+        for k in (
+            "lexicon_size",
+            "n_followers",
+            "n_voices",
+            "n_train_utterances",
+            "n_eval_utterances",
+            "shard_size",
+            "frame_rate",
+            "max_frames",
+        ):
             if getattr(self, k) < 1:
                 out.append(f"{k}={getattr(self, k)}: must be >= 1")
-        for k in ("collocation_prob", "pause_prob", "coart_prob", "stickiness", "noise",
-                  "eval_heldout_share"):  # fmt: skip
+        for k in (
+            "collocation_prob",
+            "pause_prob",
+            "coart_prob",
+            "stickiness",
+            "noise",
+            "eval_heldout_share",
+        ):
             if not 0.0 <= getattr(self, k) <= 1.0:
                 out.append(f"{k}={getattr(self, k)}: must be a probability in [0, 1]")
         for k in ("rate_sigma", "voice_sigma", "dur_sigma", "context_sigma", "block_power"):

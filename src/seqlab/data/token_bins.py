@@ -85,9 +85,17 @@ def _manifest(name: str, kind: str, out: Path, vocab: int, docs: dict, **extra: 
             splits[split]["n_documents"] = docs[split]
     params = extra.pop("params", {})
     return write_dataset_manifest(
-        out / "manifest.json", name, "token_bins", splits, params, source=kind,
-        vocab_size=vocab, n_token_ids=vocab, dtype="uint16", **extra,
-    )  # fmt: skip
+        out / "manifest.json",
+        name,
+        "token_bins",
+        splits,
+        params,
+        source=kind,
+        vocab_size=vocab,
+        n_token_ids=vocab,
+        dtype="uint16",
+        **extra,
+    )
 
 
 def build_synthetic_text_bins(name: str, params: dict[str, Any], out_dir: str | Path) -> dict:
@@ -98,20 +106,33 @@ def build_synthetic_text_bins(name: str, params: dict[str, Any], out_dir: str | 
     out = Path(out_dir)
     train = world.sentences(p.n_train_sentences, stream_rng(p.seed, "text-train"))
     seen = set(train)
-    val = [s for s in world.sentences(2 * p.n_val_sentences, stream_rng(p.seed, "text-val"))
-           if s not in seen][: p.n_val_sentences]  # fmt: skip
+    val = [
+        s
+        for s in world.sentences(2 * p.n_val_sentences, stream_rng(p.seed, "text-val"))
+        if s not in seen
+    ][: p.n_val_sentences]
     docs = {}
     for split, sents in (("train", train), ("val", val)):
         if not sents:
             raise SeqlabError(f"dataset {name!r}: no {split} sentences; raise lexicon_size")
         eot = np.array([EOT], np.uint16)
-        write_bin(out / f"{split}.bin", np.concatenate(
-            [a for s in sents for a in (encode_bytes(world.text(s)), eot)]))  # fmt: skip
+        write_bin(
+            out / f"{split}.bin",
+            np.concatenate([a for s in sents for a in (encode_bytes(world.text(s)), eot)]),
+        )
         docs[split] = len(sents)
     meta = {"vocab_size": BYTE_VOCAB + 1, "tokenizer": "bytes", "eot_token": EOT}
     write_json(out / "meta.json", meta)
-    return _manifest(name, "synthetic_text_bins", out, BYTE_VOCAB + 1, docs,
-                     tokenizer="bytes", eot_token=EOT, params=asdict(p))  # fmt: skip
+    return _manifest(
+        name,
+        "synthetic_text_bins",
+        out,
+        BYTE_VOCAB + 1,
+        docs,
+        tokenizer="bytes",
+        eot_token=EOT,
+        params=asdict(p),
+    )
 
 
 @dataclass
@@ -132,8 +153,10 @@ def ingest_token_bins(name: str, params: dict[str, Any], out_dir: str | Path) ->
     src, out = Path(p.path).expanduser().resolve(), Path(out_dir)
     for split in SPLITS:
         if not (src / f"{split}.bin").is_file():
-            raise SeqlabError(f"dataset {name!r}: {src / f'{split}.bin'} not found; "
-                              "point `path` at nanoGPT's prepared data directory")  # fmt: skip
+            raise SeqlabError(
+                f"dataset {name!r}: {src / f'{split}.bin'} not found; "
+                "point `path` at nanoGPT's prepared data directory"
+            )
     meta = read_json(src / "meta.json") if (src / "meta.json").exists() else {}
     if not meta and (src / "meta.pkl").exists() and p.trusted:
         meta = _read_meta_pkl(src / "meta.pkl")
@@ -142,13 +165,17 @@ def ingest_token_bins(name: str, params: dict[str, Any], out_dir: str | Path) ->
         pkl = (src / "meta.pkl").exists()
         raise SeqlabError(
             f"dataset {name!r}: vocab_size unknown ({src} has no meta.json with it); "
-            + ("it has nanoGPT's meta.pkl: set `trusted: true` to read it (a pickle runs code), "
-               "or set vocab_size" if pkl else
-               "set vocab_size (50257 for GPT-2's tokenizer, the charset size for *_char)")
-        )  # fmt: skip
+            + (
+                "it has nanoGPT's meta.pkl: set `trusted: true` to read it (a pickle runs code), "
+                "or set vocab_size"
+                if pkl
+                else "set vocab_size (50257 for GPT-2's tokenizer, the charset size for *_char)"
+            )
+        )
     if meta.get("vocab_size") not in (None, vocab):
-        raise SeqlabError(f"dataset {name!r}: vocab_size {vocab} but {src}/meta.json says "
-                          f"{meta['vocab_size']}")  # fmt: skip
+        raise SeqlabError(
+            f"dataset {name!r}: vocab_size {vocab} but {src}/meta.json says {meta['vocab_size']}"
+        )
     for split in SPLITS:
         if p.link:
             os.symlink(src / f"{split}.bin", out / f"{split}.bin")
@@ -232,8 +259,11 @@ def run_token_bin_checks(manifest_path: str | Path, params: dict[str, Any] | Non
         checks[f"file_sizes_{split}"] = ({"bytes": size}, fails)
         if size > 0 and not fails:
             counts[split], bad = _scan(path, V, p.max_listed)
-            detail = {"max_id": int(np.flatnonzero(counts[split]).max()), "vocab_size": V,
-                      "out_of_range": bad}  # fmt: skip
+            detail = {
+                "max_id": int(np.flatnonzero(counts[split]).max()),
+                "vocab_size": V,
+                "out_of_range": bad,
+            }
             fails = [
                 f"check token_range failed: {path} position {pos} holds token {tok} >= "
                 f"vocab_size {V}{_more(len(bad))}; wrong tokenizer or vocab_size"
@@ -242,16 +272,31 @@ def run_token_bin_checks(manifest_path: str | Path, params: dict[str, Any] | Non
             checks[f"token_range_{split}"] = (detail, fails)
     total = sizes["train"] + sizes["val"]
     share = sizes["val"] / total if total > 0 else 0.0
-    fails = [f"check split_sizes failed: {s}.bin has {n} tokens, needs > seq_len + 1 = "
-             f"{p.seq_len + 1}" for s, n in sizes.items() if n <= p.seq_len + 1]  # fmt: skip
+    fails = [
+        f"check split_sizes failed: {s}.bin has {n} tokens, needs > seq_len + 1 = {p.seq_len + 1}"
+        for s, n in sizes.items()
+        if n <= p.seq_len + 1
+    ]
     if total > 0 and not p.min_val_share <= share <= p.max_val_share:
-        fails.append(f"check split_sizes failed: val is {share:.4%} of the tokens, outside "
-                     f"[{p.min_val_share}, {p.max_val_share}]; re-split the data")  # fmt: skip
-    checks["split_sizes"] = ({"train_tokens": sizes["train"], "val_tokens": sizes["val"],
-                              "val_share": share}, fails)  # fmt: skip
+        fails.append(
+            f"check split_sizes failed: val is {share:.4%} of the tokens, outside "
+            f"[{p.min_val_share}, {p.max_val_share}]; re-split the data"
+        )
+    checks["split_sizes"] = (
+        {"train_tokens": sizes["train"], "val_tokens": sizes["val"], "val_share": share},
+        fails,
+    )
     ent: dict[str, Any] = {}
     if "train" in counts:
-        ent = {"unigram_entropy_nats": entropy_nats(counts["train"]),
-               "n_types": int(np.count_nonzero(counts["train"]))}  # fmt: skip
-    return checks_report(checks, asdict(p), dataset=man.get("dataset"),
-                         manifest=str(manifest_path), vocab_size=V, **ent)  # fmt: skip
+        ent = {
+            "unigram_entropy_nats": entropy_nats(counts["train"]),
+            "n_types": int(np.count_nonzero(counts["train"])),
+        }
+    return checks_report(
+        checks,
+        asdict(p),
+        dataset=man.get("dataset"),
+        manifest=str(manifest_path),
+        vocab_size=V,
+        **ent,
+    )

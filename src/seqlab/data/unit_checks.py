@@ -136,10 +136,15 @@ def check_token_range(scans: dict[str, Scan], srcs: dict, V: int, p: CheckParams
                 f"dtype {dtype} shape {shape}, expected 1-D uint16"
                 f"{more(len(src.bad_arrays), 'such samples')}; re-tokenize the shard"
             )
-        first = [dict(zip(("shard", "key"), src.where(u), strict=True)) | {"position": pos,
-                 "unit": unit} for u, pos, unit in sc.first["range"]]  # fmt: skip
-        detail[name] = {"n_bad_arrays": len(src.bad_arrays), "n_out_of_range": sc.bad["range"],
-                        "first": first}  # fmt: skip
+        first = [
+            dict(zip(("shard", "key"), src.where(u), strict=True)) | {"position": pos, "unit": unit}
+            for u, pos, unit in sc.first["range"]
+        ]
+        detail[name] = {
+            "n_bad_arrays": len(src.bad_arrays),
+            "n_out_of_range": sc.bad["range"],
+            "first": first,
+        }
         if first:
             f = first[0]
             fails.append(

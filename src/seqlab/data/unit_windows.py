@@ -76,8 +76,13 @@ def check_anomalous_windows(sc: Any, src: Any, V: int, p: Any) -> Result:
     def where(w: int) -> dict[str, Any]:
         u, _ = sc.locate(int(starts[w]))
         shard, key = src.where(u)
-        return {"unit_position": int(starts[w]), "token_position": int(starts[w]) + 2 * u + 1,
-                "shard": shard, "key": key, "jsd": float(jsd[w])}  # fmt: skip
+        return {
+            "unit_position": int(starts[w]),
+            "token_position": int(starts[w]) + 2 * u + 1,
+            "shard": shard,
+            "key": key,
+            "jsd": float(jsd[w]),
+        }
 
     detail = {
         "window": W,

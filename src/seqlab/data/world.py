@@ -26,9 +26,15 @@ import numpy as np
 from seqlab.data.lexicon import build_lexicon
 from seqlab.data.phonemes import CLASS_OF, CLASSES, PHONEMES, SIL
 
-CLASS_DUR_MS: dict[str, float] = {"vowel": 100.0, "stop": 60.0, "affricate": 90.0,
-                                  "fricative": 90.0, "nasal": 70.0, "liquid_glide": 60.0,
-                                  "silence": 200.0}  # fmt: skip
+CLASS_DUR_MS: dict[str, float] = {
+    "vowel": 100.0,
+    "stop": 60.0,
+    "affricate": 90.0,
+    "fricative": 90.0,
+    "nasal": 70.0,
+    "liquid_glide": 60.0,
+    "silence": 200.0,
+}
 _N_CTX = len(CLASSES) + 1  # context slots: the left neighbour's class, or BASE (context-free)
 _BASE = len(CLASSES)
 

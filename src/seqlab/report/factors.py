@@ -33,9 +33,38 @@ from typing import Any
 import numpy as np
 
 #: two-sided 95% Student t quantiles for 1..30 degrees of freedom (no scipy in the stack)
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
-         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
-         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)  # fmt: skip
+_T975 = (
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+)
 
 
 def t975(df: float) -> float:
@@ -157,14 +186,20 @@ def factor_table(trials: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> di
     recs = []
     for t in trials:
         p = t.get("plateau")
-        recs.append({**t, "plateau": None if p is None else float(p),
-                     "loss": math.nan if t.get("loss") is None else float(t["loss"])})  # fmt: skip
+        recs.append(
+            {
+                **t,
+                "plateau": None if p is None else float(p),
+                "loss": math.nan if t.get("loss") is None else float(t["loss"]),
+            }
+        )
     factors = [_factor(g, groups, runs, recs, seeds) for g in groups]
     return {"design": design, "factors": factors, "verdicts": [f["verdict"] for f in factors]}
 
 
-def _factor(group: list[str], groups: list[list[str]], runs: dict, recs: list[dict],
-            seeds: list[int]) -> dict[str, Any]:  # fmt: skip
+def _factor(
+    group: list[str], groups: list[list[str]], runs: dict, recs: list[dict], seeds: list[int]
+) -> dict[str, Any]:
     """One factor's rows, differences from its first level, and verdict."""
     name = " + ".join(group)
     others = [g[0] for g in groups if g is not group]
@@ -193,8 +228,11 @@ def _factor(group: list[str], groups: list[list[str]], runs: dict, recs: list[di
     confounded_with = [] if exact else _covarying(group, groups, runs, levels)
     rows = []
     for lv in levels:
-        trial_flags = [t["plateau"] for t in recs if t["cell"] in use and level_of(t) == lv
-                       and t["plateau"] is not None]  # fmt: skip
+        trial_flags = [
+            t["plateau"]
+            for t in recs
+            if t["cell"] in use and level_of(t) == lv and t["plateau"] is not None
+        ]
         pl = plat.get(lv, {})
         row = {
             "key": name,
@@ -256,36 +294,54 @@ def verdict(f: Mapping[str, Any]) -> dict[str, Any]:
     name, rows = f["key"], f["rows"]
     if len(f["keys"]) > 1:
         first, rest = f["keys"][0], ", ".join(f["keys"][1:])
-        return {"key": name, "kind": "confounded",
-                "text": f"{first} cannot be judged apart from {rest}: they always change "
-                        "together in this design (confounded); vary one alone to tell"}  # fmt: skip
+        return {
+            "key": name,
+            "kind": "confounded",
+            "text": f"{first} cannot be judged apart from {rest}: they always change "
+            "together in this design (confounded); vary one alone to tell",
+        }
     if f["confounded"]:
         with_ = ", ".join(f["confounded_with"])
-        text = (f"{name} cannot be judged: no setting of the other keys occurs with each of "
-                f"its values, and {with_} changes with it (confounded)")  # fmt: skip
+        text = (
+            f"{name} cannot be judged: no setting of the other keys occurs with each of "
+            f"its values, and {with_} changes with it (confounded)"
+        )
         return {"key": name, "kind": "confounded", "text": text}
     plats = [r["plateau"] for r in rows]
     n = max((p["n_seeds"] for p in plats), default=0)
     if any(p["seeds_all"] == p["n_seeds"] > 0 for p in plats) and any(
         p["seeds_none"] == p["n_seeds"] > 0 for p in plats
     ):
-        parts = [f"{r['label']} plateaus on {r['plateau']['seeds_all']}/{r['plateau']['n_seeds']}"
-                 " seeds" for r in rows]  # fmt: skip
+        parts = [
+            f"{r['label']} plateaus on {r['plateau']['seeds_all']}/{r['plateau']['n_seeds']} seeds"
+            for r in rows
+        ]
         parts[1:] = [p.replace(" plateaus on ", " on ") for p in parts[1:]]
-        return {"key": name, "kind": "decides_plateau",
-                "text": f"{name} decides the plateau: " + ", ".join(parts)}  # fmt: skip
+        return {
+            "key": name,
+            "kind": "decides_plateau",
+            "text": f"{name} decides the plateau: " + ", ".join(parts),
+        }
     diffs = [r["vs_first"] for r in rows[1:]]
-    if diffs and all(d["loss"]["identical"] and (d["plateau"]["identical"] or not d["plateau"]["n"])
-                     for d in diffs):  # fmt: skip
+    if diffs and all(
+        d["loss"]["identical"] and (d["plateau"]["identical"] or not d["plateau"]["n"])
+        for d in diffs
+    ):
         eq = " = ".join(r["label"] for r in rows)
         k = min(d["loss"]["n"] for d in diffs)
-        return {"key": name, "kind": "no_difference",
-                "text": f"{name} makes no difference: {eq} on all {k} seeds"}  # fmt: skip
+        return {
+            "key": name,
+            "kind": "no_difference",
+            "text": f"{name} makes no difference: {eq} on all {k} seeds",
+        }
     moved = [(r, r["vs_first"]["plateau"]) for r in rows[1:]]
     if any(d["mean"] and d["ci"] and (d["ci"][0] > 0 or d["ci"][1] < 0) for _, d in moved):
         rates = ", ".join(f"{r['label']} {r['plateau']['mean']:.2f}" for r in rows)
-        return {"key": name, "kind": "changes_plateau",
-                "text": f"{name} changes the plateau rate: {rates} (over {n} seeds)"}  # fmt: skip
+        return {
+            "key": name,
+            "kind": "changes_plateau",
+            "text": f"{name} changes the plateau rate: {rates} (over {n} seeds)",
+        }
     ref = rows[0]["label"]
     tested = [(r["label"], r["vs_first"]["loss"]) for r in rows[1:] if r["vs_first"]["loss"]["n"]]
     if not tested:
@@ -312,8 +368,15 @@ def factors_of_final(final: Mapping[str, Any], keys: Sequence[str]) -> dict[str,
     for run, info in runs.items():
         levels = {k: info.get("config", {}).get(k, info.get("overrides", {}).get(k)) for k in keys}
         for ps in info["plateau"]["per_seed"]:
-            trials.append({"run": run, "seed": ps["seed"], "levels": levels,
-                           "plateau": ps["plateau"], "loss": ps["loss"]})  # fmt: skip
+            trials.append(
+                {
+                    "run": run,
+                    "seed": ps["seed"],
+                    "levels": levels,
+                    "plateau": ps["plateau"],
+                    "loss": ps["loss"],
+                }
+            )
     table = factor_table(trials, keys)
     rule = final.get("plateau", {})
     table["outcome"] = {
@@ -333,9 +396,14 @@ def _fmt_ci(d: Mapping[str, Any] | None, digits: int = 3, signed: bool = False) 
 
 
 FACTOR_HEADER = [
-    "factor", "value", "plateau (seeds · trials)", "plateau rate [95% CI]",
-    "milestone loss [95% CI]", "Δ loss vs first value", "design",
-]  # fmt: skip
+    "factor",
+    "value",
+    "plateau (seeds · trials)",
+    "plateau rate [95% CI]",
+    "milestone loss [95% CI]",
+    "Δ loss vs first value",
+    "design",
+]
 
 
 def factor_rows(factors: Mapping[str, Any] | None) -> list[list[str]]:
@@ -347,8 +415,9 @@ def factor_rows(factors: Mapping[str, Any] | None) -> list[list[str]]:
             p = r["plateau"]
             seeds = f"{p['seeds_all']}/{p['n_seeds']} · {p['trials']}/{p['n_trials']}"
             d = r.get("vs_first", {}).get("loss")
-            diff = _fmt_ci(d, signed=True) + ("" if not d else " paired" if d["paired"] else
-                                             " unpaired")  # fmt: skip
+            diff = _fmt_ci(d, signed=True) + (
+                "" if not d else " paired" if d["paired"] else " unpaired"
+            )
             cells = [f["key"], r["label"], seeds if p["n_seeds"] else "", _fmt_ci(p, 2)]
             rows.append([*cells, _fmt_ci(r["loss"]), diff or "(reference)", design])
     return rows

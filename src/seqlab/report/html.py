@@ -85,8 +85,11 @@ def _facts(final: Mapping[str, Any]) -> str:
     data, code = dict(final.get("data", {})), final.get("code", {})
     bits = [f"task {escape(str(final.get('task')))}", f"{final.get('n_trials')} trials"]
     dataset = escape(str(data.pop("dataset", "?")))
-    bits.append(f"data {dataset} (" + ", ".join(f"{escape(k)} {value(v)}" for k, v in
-                data.items() if v is not None) + ")")  # fmt: skip
+    bits.append(
+        f"data {dataset} ("
+        + ", ".join(f"{escape(k)} {value(v)}" for k, v in data.items() if v is not None)
+        + ")"
+    )
     bits.append("code " + ", ".join(f"{escape(k)} {value(v)}" for k, v in code.items() if v))
     return f'<p class="lead">{" · ".join(bits)}</p>'
 
@@ -97,19 +100,26 @@ def runs_table(final: Mapping[str, Any], table_id: str) -> str:
     runs = final["runs"]
     order = [r["run"] for r in final.get("ranking", [])] or sorted(runs)
     names = set().union(*(info["metrics"] for info in runs.values()))
-    ms = sorted((n for n in names if "@" in n and n.startswith("eval")),
-                key=lambda n: int(n.split("@")[1]))  # fmt: skip
+    ms = sorted(
+        (n for n in names if "@" in n and n.startswith("eval")), key=lambda n: int(n.split("@")[1])
+    )
     rows = []
     for run in order:
         info = runs[run]
         p = info.get("plateau") or {}
         flagged = sum(bool(s["plateau"]) for s in p.get("per_seed", []))
         stops = ", ".join(f"{k} ×{v}" for k, v in (info.get("stop_reasons") or {}).items())
-        rows.append([info.get("rank"), Html(f"<code>{breakable(run)}</code>"), info["n_seeds"],
-                     fmt_mean_std(info["metrics"].get(rank_by)),
-                     *[fmt_mean_std(info["metrics"].get(m)) for m in ms],
-                     f"{flagged}/{p.get('n_flagged', 0)}" if p.get("rate") is not None else "",
-                     stops])  # fmt: skip
+        rows.append(
+            [
+                info.get("rank"),
+                Html(f"<code>{breakable(run)}</code>"),
+                info["n_seeds"],
+                fmt_mean_std(info["metrics"].get(rank_by)),
+                *[fmt_mean_std(info["metrics"].get(m)) for m in ms],
+                f"{flagged}/{p.get('n_flagged', 0)}" if p.get("rate") is not None else "",
+                stops,
+            ]
+        )
     header = ["#", "run", "seeds", f"{rank_by} (mean ± std)", *ms, "plateau (seeds)", "stops"]
     return html_table(header, rows, table_id)
 
@@ -120,8 +130,16 @@ def plateau_table(final: Mapping[str, Any], table_id: str) -> str:
     for run, info in final["runs"].items():
         for s in info["plateau"]["per_seed"]:
             flag = {True: "plateau", False: "learns", None: "?"}[s["plateau"]]
-            rows.append([Html(f"<code>{breakable(run)}</code>"), s["seed"], flag, s["loss"],
-                         s["step"], s["source"]])  # fmt: skip
+            rows.append(
+                [
+                    Html(f"<code>{breakable(run)}</code>"),
+                    s["seed"],
+                    flag,
+                    s["loss"],
+                    s["step"],
+                    s["source"],
+                ]
+            )
     return html_table(["run", "seed", "verdict", "loss", "at step", "from"], rows, table_id)
 
 
@@ -131,10 +149,14 @@ def _experiment(name: str, spec: Mapping[str, Any], out_dir: Path) -> str:
     parts = [f'<section class="exp" id="{sid}"><h2>{escape(name)}</h2>', _facts(final)]
     if final.get("best_run"):
         model = breakable(str(final.get("best_model_path")))
-        parts.append(f"<p>Best run <code>{breakable(final['best_run'])}</code> (seed "
-                     f"{final.get('best_seed')}); its model: <code>{model}</code></p>")  # fmt: skip
-    parts.append(f'<div id="{sid}-runs"><h3>Runs, best first</h3>'
-                 f"{runs_table(final, f'{sid}-runs-table')}</div>")  # fmt: skip
+        parts.append(
+            f"<p>Best run <code>{breakable(final['best_run'])}</code> (seed "
+            f"{final.get('best_seed')}); its model: <code>{model}</code></p>"
+        )
+    parts.append(
+        f'<div id="{sid}-runs"><h3>Runs, best first</h3>'
+        f"{runs_table(final, f'{sid}-runs-table')}</div>"
+    )
     factors = final.get("factors")
     if factors:
         verdicts = [(v["kind"], v["text"]) for v in factors["verdicts"]]
@@ -148,16 +170,22 @@ def _experiment(name: str, spec: Mapping[str, Any], out_dir: Path) -> str:
     parts.append(f'<div id="{sid}-curves"><h3>Curves and per-seed values</h3><div class="figs">')
     for j, svg in enumerate(spec.get("plots", [])):
         caption = CAPTIONS.get(Path(svg).name, Path(svg).stem.replace("_", " "))
-        parts.append(f"<figure>{inline_svg(svg, f'{sid}-p{j}')}"
-                     f"<figcaption>{escape(caption)} ({_links([svg], out_dir)})</figcaption>"
-                     "</figure>")  # fmt: skip
+        parts.append(
+            f"<figure>{inline_svg(svg, f'{sid}-p{j}')}"
+            f"<figcaption>{escape(caption)} ({_links([svg], out_dir)})</figcaption>"
+            "</figure>"
+        )
     parts.append("</div></div>")
-    parts.append(f'<div id="{sid}-plateau"><h3>Plateau, seed by seed</h3>'
-                 f"{plateau_table(final, f'{sid}-plateau-table')}</div>")  # fmt: skip
+    parts.append(
+        f'<div id="{sid}-plateau"><h3>Plateau, seed by seed</h3>'
+        f"{plateau_table(final, f'{sid}-plateau-table')}</div>"
+    )
     if spec.get("ledger") and Path(spec["ledger"]).exists():
-        parts.append(f'<details id="{sid}-ledger"><summary>Run ledger (what each run changed '
-                     f"and got)</summary>{md_to_html(Path(spec['ledger']).read_text())}"
-                     "</details>")  # fmt: skip
+        parts.append(
+            f'<details id="{sid}-ledger"><summary>Run ledger (what each run changed '
+            f"and got)</summary>{md_to_html(Path(spec['ledger']).read_text())}"
+            "</details>"
+        )
     files = [spec[k] for k in ("summary_csv", "ledger") if spec.get(k)]
     if not isinstance(spec["final"], Mapping):
         files.append(spec["final"])
@@ -168,9 +196,11 @@ def _experiment(name: str, spec: Mapping[str, Any], out_dir: Path) -> str:
         "</li>"
         for t in trials
     )
-    parts.append(f'<details id="{sid}-trials"><summary>Files: the experiment\'s and '
-                 f"{len(trials)} trials'</summary><p>{_links(files, out_dir)}</p>"
-                 f"<ul>{items}</ul></details>")  # fmt: skip
+    parts.append(
+        f'<details id="{sid}-trials"><summary>Files: the experiment\'s and '
+        f"{len(trials)} trials'</summary><p>{_links(files, out_dir)}</p>"
+        f"<ul>{items}</ul></details>"
+    )
     parts.append("</section>")
     return "\n".join(parts)
 

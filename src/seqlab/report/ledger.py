@@ -159,9 +159,12 @@ def render_ledger(exp: str, final: Mapping[str, Any], base_train_cfg: Mapping[st
         lines += ["## What mattered", ""]
         lines += [f"- {v['text']}" for v in factors["verdicts"]] + [""]
         outcome = factors.get("outcome", {})
-        lines += [f"Per grid key and value: the plateau (seeds on which every trial plateaued · "
-                  f"trials) and the {outcome.get('loss', 'milestone loss')}, marginal means "
-                  "over the other keys with 95% intervals over seeds.", ""]  # fmt: skip
+        lines += [
+            f"Per grid key and value: the plateau (seeds on which every trial plateaued · "
+            f"trials) and the {outcome.get('loss', 'milestone loss')}, marginal means "
+            "over the other keys with 95% intervals over seeds.",
+            "",
+        ]
         lines += [md_table(FACTOR_HEADER, factor_rows(factors)), ""]
     if final.get("best_run"):
         lines += [f"Best run: `{final['best_run']}`, model `{final['best_model_path']}`.", ""]

@@ -41,12 +41,16 @@ def _optimizer_verdict(t: pd.DataFrame) -> str:
     b_name = f"{b} (weight_decay {', '.join(f'{w:g}' for w in wd)})" if wd else b
     counts = t["verdict"].value_counts()
     if counts.get("identical", 0) == n:
-        return (f"{b_name} equals {a} on all {seeds} seeds ({n} pairs with every other "
-                "setting equal): identical loss curves")  # fmt: skip
+        return (
+            f"{b_name} equals {a} on all {seeds} seeds ({n} pairs with every other "
+            "setting equal): identical loss curves"
+        )
     same = counts.get("identical", 0) + sum(v for k, v in counts.items() if k.startswith("within"))
     worst = pd.to_numeric(t["max |diff| train loss"], errors="coerce").max()
-    return (f"{b_name} vs {a}: the same within tolerance on {same}/{n} pairs, differs on "
-            f"{n - same} (largest train-loss gap {worst:.3g} nats)")  # fmt: skip
+    return (
+        f"{b_name} vs {a}: the same within tolerance on {same}/{n} pairs, differs on "
+        f"{n - same} (largest train-loss gap {worst:.3g} nats)"
+    )
 
 
 def _precision_verdict(t: pd.DataFrame) -> str:
@@ -54,8 +58,11 @@ def _precision_verdict(t: pd.DataFrame) -> str:
     ok = ok[ok["precision"] != "fp32"]
     parts = []
     if len(ok):
-        speed = ", ".join(f"{p} {r:.2f}×" for p, r in zip(ok["precision"],
-                          ok["throughput_ratio"], strict=True) if pd.notna(r))  # fmt: skip
+        speed = ", ".join(
+            f"{p} {r:.2f}×"
+            for p, r in zip(ok["precision"], ok["throughput_ratio"], strict=True)
+            if pd.notna(r)
+        )
         parts.append(f"tokens/s vs fp32: {speed}")
         delta = pd.to_numeric(ok["loss_delta"], errors="coerce").abs().max()
         if pd.notna(delta):
@@ -68,8 +75,9 @@ def _precision_verdict(t: pd.DataFrame) -> str:
 
 
 def _experiments_verdict(t: pd.DataFrame) -> str:
-    metric = next((c[:-5] for c in t if c.endswith(" mean") and "loss" in c
-                   and t[c].notna().any()), None)  # fmt: skip
+    metric = next(
+        (c[:-5] for c in t if c.endswith(" mean") and "loss" in c and t[c].notna().any()), None
+    )
     if metric is None:
         return "no loss at a milestone every experiment reached; see the table"
     best = t.loc[t.groupby("experiment")[f"{metric} mean"].idxmin().dropna()]
@@ -79,8 +87,11 @@ def _experiments_verdict(t: pd.DataFrame) -> str:
     text = f"lowest {metric}: {first['experiment']} ({first[metric]}"
     text += f"; {others})" if others else ")"
     if "plateau_rate" in best and best["plateau_rate"].notna().any():
-        rates = ", ".join(f"{r['experiment']} {r['plateau_rate']:.0%}"
-                          for _, r in best.iterrows() if pd.notna(r["plateau_rate"]))  # fmt: skip
+        rates = ", ".join(
+            f"{r['experiment']} {r['plateau_rate']:.0%}"
+            for _, r in best.iterrows()
+            if pd.notna(r["plateau_rate"])
+        )
         text += f"; plateau rate of each best run: {rates}"
     return text
 
@@ -112,12 +123,31 @@ def _pm(mean: Any, std: Any) -> str:
 
 #: the columns a reader needs from each comparison table (the CSV keeps them all)
 SHOWN = {
-    "optimizers": ("experiment", "seed", "lr", "weight_decay", "steps_compared",
-                   "max |diff| train loss", "max |diff| eval loss", "verdict"),
-    "precision": ("experiment", "precision", "n_seeds", "throughput_ratio", "memory_ratio",
-                  "loss_delta", "diverged", "skipped", "tokens_per_s", "peak_mem_mb",
-                  "final_eval_loss", "skip_reason"),
-}  # fmt: skip
+    "optimizers": (
+        "experiment",
+        "seed",
+        "lr",
+        "weight_decay",
+        "steps_compared",
+        "max |diff| train loss",
+        "max |diff| eval loss",
+        "verdict",
+    ),
+    "precision": (
+        "experiment",
+        "precision",
+        "n_seeds",
+        "throughput_ratio",
+        "memory_ratio",
+        "loss_delta",
+        "diverged",
+        "skipped",
+        "tokens_per_s",
+        "peak_mem_mb",
+        "final_eval_loss",
+        "skip_reason",
+    ),
+}
 
 
 def display_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -135,8 +165,7 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
     else:
         out = table.drop(columns=[c for c in table if c.endswith((" mean", " std"))])
         for m in [c[:-5] for c in table if c.endswith(" mean")]:
-            out[m] = [_pm(a, b) for a, b in zip(table[f"{m} mean"], table[f"{m} std"],
-                                                strict=True)]  # fmt: skip
+            out[m] = [_pm(a, b) for a, b in zip(table[f"{m} mean"], table[f"{m} std"], strict=True)]
         if "plateau_milestone" in out:
             steps = sorted(set(out.pop("plateau_milestone").dropna().astype(int)))
             rate = out.pop("plateau_rate").map(lambda r: "" if pd.isna(r) else f"{r:.0%}")
@@ -161,15 +190,26 @@ def experiments_table(finals: Mapping[str, Mapping[str, Any]]) -> str:
         best = f.get("best_run")
         info = f["runs"].get(best, {}) if best else {}
         rate = (info.get("plateau") or {}).get("rate")
-        rows.append([
-            Html(f'<a href="#exp-{slug(name)}">{escape(name)}</a>'), f.get("task"),
-            _trials_cell(f), len(f.get("runs", {})),
-            Html(f"<code>{breakable(best)}</code>") if best else "—",
-            fmt_mean_std((info.get("metrics") or {}).get(f.get("rank_by"))),
-            None if rate is None else f"{rate:.0%}",
-        ])  # fmt: skip
-    header = ["experiment", "task", "trials", "runs", "best run", "its score (mean ± std)",
-              "plateau"]  # fmt: skip
+        rows.append(
+            [
+                Html(f'<a href="#exp-{slug(name)}">{escape(name)}</a>'),
+                f.get("task"),
+                _trials_cell(f),
+                len(f.get("runs", {})),
+                Html(f"<code>{breakable(best)}</code>") if best else "—",
+                fmt_mean_std((info.get("metrics") or {}).get(f.get("rank_by"))),
+                None if rate is None else f"{rate:.0%}",
+            ]
+        )
+    header = [
+        "experiment",
+        "task",
+        "trials",
+        "runs",
+        "best run",
+        "its score (mean ± std)",
+        "plateau",
+    ]
     return html_table(header, rows, "overview-experiments")
 
 

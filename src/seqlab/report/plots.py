@@ -90,8 +90,9 @@ def plot_seed_points(
     zoom = len(means) > 1 and spread > 0 and np.ptp(means) > 5 * spread
     with styled():
         fig = Figure(figsize=(9 if zoom else 7, 1.2 + 0.4 * max(len(runs), 1)))
-        axes = fig.subplots(1, 2 if zoom else 1, sharey=True, squeeze=False,
-                            width_ratios=[3, 2] if zoom else [1])[0]  # fmt: skip
+        axes = fig.subplots(
+            1, 2 if zoom else 1, sharey=True, squeeze=False, width_ratios=[3, 2] if zoom else [1]
+        )[0]
         seed_points(axes[0], runs, values)
         axes[0].set_xlabel(metric)
         if zoom:

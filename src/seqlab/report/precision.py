@@ -57,7 +57,7 @@ def precision_table(df: pd.DataFrame) -> pd.DataFrame:
         .map(
             lambda o: json.dumps(
                 {k: v for k, v in json.loads(o).items() if k != "precision"}, sort_keys=True
-            )  # fmt: skip
+            )
         )
     )
     rows = []
@@ -93,10 +93,27 @@ def precision_table(df: pd.DataFrame) -> pd.DataFrame:
     order = {m: i for i, m in enumerate(MODES)}
     table["_o"] = table["precision"].map(lambda m: order.get(m, len(order)))
     table = table.sort_values(["experiment", "settings", "_o"], ignore_index=True)
-    cols = ["experiment", "precision", "n_seeds", "throughput_ratio", "memory_ratio",
-            "loss_delta", "diverged", "skipped", "skip_reason", "tokens_per_s", "ms_per_iter",
-            "peak_mem_mb", "peak_mem_kind", "final_eval_loss", "mfu", "n_diverged", "n_skipped",
-            "optim_state_dtypes", "settings"]  # fmt: skip
+    cols = [
+        "experiment",
+        "precision",
+        "n_seeds",
+        "throughput_ratio",
+        "memory_ratio",
+        "loss_delta",
+        "diverged",
+        "skipped",
+        "skip_reason",
+        "tokens_per_s",
+        "ms_per_iter",
+        "peak_mem_mb",
+        "peak_mem_kind",
+        "final_eval_loss",
+        "mfu",
+        "n_diverged",
+        "n_skipped",
+        "optim_state_dtypes",
+        "settings",
+    ]
     return table[cols]
 
 
@@ -106,9 +123,22 @@ def table_records(table: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 #: the columns printed for a person (lm.py, benchmarks/precision.py): the CSV keeps them all
-TEXT_COLUMNS = ("precision", "n_seeds", "tokens_per_s", "ms_per_iter", "peak_mem_mb",
-                "peak_mem_kind", "mfu", "final_eval_loss", "throughput_ratio", "memory_ratio",
-                "loss_delta", "diverged", "skipped", "skip_reason")  # fmt: skip
+TEXT_COLUMNS = (
+    "precision",
+    "n_seeds",
+    "tokens_per_s",
+    "ms_per_iter",
+    "peak_mem_mb",
+    "peak_mem_kind",
+    "mfu",
+    "final_eval_loss",
+    "throughput_ratio",
+    "memory_ratio",
+    "loss_delta",
+    "diverged",
+    "skipped",
+    "skip_reason",
+)
 
 
 def format_precision_table(table: pd.DataFrame) -> str:
@@ -132,16 +162,22 @@ def plot_precision(table: pd.DataFrame, out_svg: str | Path, title: str = "") ->
 def _precision_figure(table: pd.DataFrame, title: str) -> Figure:
     fig = Figure(figsize=(10, 3.2))
     axes = fig.subplots(1, 3)
-    labels = [f"{p}" if s == "{}" else f"{p}\n{s}" for p, s in zip(table["precision"],
-              table["settings"], strict=True)]  # fmt: skip
+    labels = [
+        f"{p}" if s == "{}" else f"{p}\n{s}"
+        for p, s in zip(table["precision"], table["settings"], strict=True)
+    ]
     x = np.arange(len(table))
-    panels = (("throughput_ratio", "tokens/s ÷ fp32", 1.0),
-              ("memory_ratio", f"peak memory ÷ fp32 ({_first(table, 'peak_mem_kind')})", 1.0),
-              ("loss_delta", "final eval loss − fp32 (nats)", 0.0))  # fmt: skip
+    panels = (
+        ("throughput_ratio", "tokens/s ÷ fp32", 1.0),
+        ("memory_ratio", f"peak memory ÷ fp32 ({_first(table, 'peak_mem_kind')})", 1.0),
+        ("loss_delta", "final eval loss − fp32 (nats)", 0.0),
+    )
     for ax, (col, name, ref) in zip(axes, panels, strict=True):
         vals = pd.to_numeric(table[col], errors="coerce").to_numpy(dtype=float)
-        colors = ["#c44" if d else "#888" if s else "#48a"
-                  for d, s in zip(table["diverged"], table["skipped"], strict=True)]  # fmt: skip
+        colors = [
+            "#c44" if d else "#888" if s else "#48a"
+            for d, s in zip(table["diverged"], table["skipped"], strict=True)
+        ]
         ax.bar(x, np.nan_to_num(vals, nan=0.0), color=colors)
         ax.axhline(ref, color="k", lw=0.8)
         for i, (v, d, s) in enumerate(zip(vals, table["diverged"], table["skipped"], strict=True)):

@@ -87,9 +87,9 @@ def _progress(trial: Trial, cfg: Mapping[str, Any]) -> None:
         if len(timed) >= 2 and timed[-1]["time"] > timed[0]["time"]:
             rate = (timed[-1]["step"] - timed[0]["step"]) / (timed[-1]["time"] - timed[0]["time"])
         else:
-            tokens = train.get("batch_size", 0) * train.get("seq_len", 0) * train.get(
-                "grad_accum", 1
-            )  # fmt: skip
+            tokens = (
+                train.get("batch_size", 0) * train.get("seq_len", 0) * train.get("grad_accum", 1)
+            )
             rate = trial.tok_s / tokens if trial.tok_s and tokens else None
         if rate and trial.max_steps and trial.step is not None:
             trial.eta_s = max(0.0, (trial.max_steps - trial.step) / rate)
@@ -178,8 +178,13 @@ def study_status(
     return out
 
 
-STYLES = {"done": "green", "running": "cyan", "failed": "bold red", "stalled?": "yellow",
-          "pending": "dim"}  # fmt: skip
+STYLES = {
+    "done": "green",
+    "running": "cyan",
+    "failed": "bold red",
+    "stalled?": "yellow",
+    "pending": "dim",
+}
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -206,18 +211,31 @@ def render(status: Mapping[str, Sequence[Trial]]) -> Any:
             counts[t.state] = counts.get(t.state, 0) + 1
         title = f"{exp}: {len(trials)} trials — " + ", ".join(f"{n} {s}" for s, n in counts.items())
         table = Table(title=title, title_justify="left", expand=False)
-        for col, just in (("run", "left"), ("seed", "right"), ("state", "left"),
-                          ("step", "right"), ("loss", "right"), ("tok/s", "right"),
-                          ("ETA", "right"), ("detail", "left")):  # fmt: skip
+        for col, just in (
+            ("run", "left"),
+            ("seed", "right"),
+            ("state", "left"),
+            ("step", "right"),
+            ("loss", "right"),
+            ("tok/s", "right"),
+            ("ETA", "right"),
+            ("detail", "left"),
+        ):
             table.add_column(col, justify=just, overflow="fold")
         for t in trials:
             step = (
                 "" if t.step is None else f"{t.step}" + (f"/{t.max_steps}" if t.max_steps else "")
             )
-            table.add_row(t.run, str(t.seed), f"[{STYLES.get(t.state, '')}]{t.state}[/]", step,
-                          _cell(t.loss, ".4f"), _cell(t.tok_s, ",.0f"),
-                          fmt_duration(t.eta_s) if t.state == "running" else "",
-                          t.detail)  # fmt: skip
+            table.add_row(
+                t.run,
+                str(t.seed),
+                f"[{STYLES.get(t.state, '')}]{t.state}[/]",
+                step,
+                _cell(t.loss, ".4f"),
+                _cell(t.tok_s, ",.0f"),
+                fmt_duration(t.eta_s) if t.state == "running" else "",
+                t.detail,
+            )
         tables.append(table)
     return Group(*tables)
 

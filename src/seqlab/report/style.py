@@ -65,11 +65,24 @@ def seed_points(
         ax.plot(x, y, "o", color=color, ms=4, alpha=0.8, label=label if i == 0 else None)
         if len(x):
             sd = x.std(ddof=1) if len(x) > 1 else 0.0
-            ax.errorbar(x.mean(), i + offset, xerr=sd, fmt="|", color="k", ms=12, capsize=3,
-                        label="mean ± std" if i == 0 and mean_label else None)  # fmt: skip
+            ax.errorbar(
+                x.mean(),
+                i + offset,
+                xerr=sd,
+                fmt="|",
+                color="k",
+                ms=12,
+                capsize=3,
+                label="mean ± std" if i == 0 and mean_label else None,
+            )
         else:
-            ax.annotate("no value", (0.01, i + offset), xycoords=("axes fraction", "data"),
-                        va="center", fontsize=7)  # fmt: skip
+            ax.annotate(
+                "no value",
+                (0.01, i + offset),
+                xycoords=("axes fraction", "data"),
+                va="center",
+                fontsize=7,
+            )
     ax.set_yticks(range(len(labels)), labels, fontsize=7)
     ax.set_ylim(len(labels) - 0.5, -0.5)
     ax.margins(x=0.15)

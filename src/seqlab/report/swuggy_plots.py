@@ -17,15 +17,22 @@ from matplotlib.figure import Figure
 
 from seqlab.report.style import save_svg, seed_points, styled
 
-GROUPS = (("all voices", "swuggy.lexical_all"), ("seen", "swuggy.seen.lexical_all"),
-          ("held-out", "swuggy.heldout.lexical_all"))  # fmt: skip
-CONTROLS = (("phoneme-bigram oracle", "phoneme_bigram", "C3"), ("unit unigram", "unit_unigram",
-            "C4"))  # fmt: skip
+GROUPS = (
+    ("all voices", "swuggy.lexical_all"),
+    ("seen", "swuggy.seen.lexical_all"),
+    ("held-out", "swuggy.heldout.lexical_all"),
+)
+CONTROLS = (
+    ("phoneme-bigram oracle", "phoneme_bigram", "C3"),
+    ("unit unigram", "unit_unigram", "C4"),
+)
 
 
 def _control(df: pd.DataFrame, name: str) -> float | None:
-    for col in (f"swuggy.controls.{name}.heldout.lexical_all",
-                f"swuggy.controls.{name}.lexical_all"):  # fmt: skip
+    for col in (
+        f"swuggy.controls.{name}.heldout.lexical_all",
+        f"swuggy.controls.{name}.lexical_all",
+    ):
         if col in df and df[col].notna().any():
             return float(df[col].dropna().iloc[0])
     return None
@@ -35,8 +42,10 @@ def _steps(df: pd.DataFrame) -> pd.DataFrame:
     """Long table (run, seed, step, score): model.pt and every scored checkpoint."""
     labels = {m.group(1) for c in df if (m := re.fullmatch(r"swuggy\.checkpoints\.(.+)\.step", c))}
     parts = [("swuggy.step", "swuggy.lexical_all")]
-    parts += [(f"swuggy.checkpoints.{x}.step", f"swuggy.checkpoints.{x}.lexical_all")
-              for x in sorted(labels)]  # fmt: skip
+    parts += [
+        (f"swuggy.checkpoints.{x}.step", f"swuggy.checkpoints.{x}.lexical_all")
+        for x in sorted(labels)
+    ]
     rows = []
     for step_col, score_col in parts:
         if step_col in df and score_col in df:
@@ -61,8 +70,15 @@ def plot_swuggy(df: pd.DataFrame, out_svg: str | Path, title: str | None = None)
         step = 0.8 / max(1, len(groups))
         for j, (group, col) in enumerate(groups):  # dots per seed, one colour per voice group
             vals = [df.loc[df["run"] == run, col].dropna().tolist() for run in runs]
-            seed_points(ax, runs, vals, color=f"C{j}", offset=(j - (len(groups) - 1) / 2) * step,
-                        label=group, mean_label=j == 0)  # fmt: skip
+            seed_points(
+                ax,
+                runs,
+                vals,
+                color=f"C{j}",
+                offset=(j - (len(groups) - 1) / 2) * step,
+                label=group,
+                mean_label=j == 0,
+            )
         for label, name, color in CONTROLS:
             value = _control(df, name)
             if value is not None:

@@ -34,8 +34,12 @@ def save_checkpoint(path: str | Path, obj: dict[str, Any], keep_previous: Path |
     buf = io.BytesIO()
     torch.save(obj, buf)
     view = buf.getbuffer()
-    record = {"format": FORMAT, "size": len(view), "sha256": hashlib.sha256(view).hexdigest(),
-              "payload": torch.frombuffer(view, dtype=torch.uint8)}  # fmt: skip
+    record = {
+        "format": FORMAT,
+        "size": len(view),
+        "sha256": hashlib.sha256(view).hexdigest(),
+        "payload": torch.frombuffer(view, dtype=torch.uint8),
+    }
     return atomic_write(path, lambda tmp: torch.save(record, tmp), keep_previous=keep_previous)
 
 
@@ -166,8 +170,12 @@ def init_weights(model: torch.nn.Module, path: str | Path) -> dict[str, Any]:
         )
     model.load_state_dict(weights)
     step = ck.get("step", (ck.get("trainer") or {}).get("step"))  # model.pt / a resumable state
-    return {"path": str(path), "sha256": file_sha256(path), "step": step,
-            "weights_sha256": weights_sha256(weights)}  # fmt: skip
+    return {
+        "path": str(path),
+        "sha256": file_sha256(path),
+        "step": step,
+        "weights_sha256": weights_sha256(weights),
+    }
 
 
 def shape_misfit(weights: dict[str, torch.Tensor], model: torch.nn.Module) -> str | None:

@@ -61,5 +61,7 @@ class TrainConfig:
         default; model/optim/schedule/augment stay plain dicts, guard becomes a GuardConfig."""
         v = check_params(Train, d, where)
         known = {f.name for f in fields(cls)}
-        return cls(**{k: x for k, x in v.items() if k in known and k != "guard"},
-                   guard=GuardConfig(**v["guard"]))  # fmt: skip
+        return cls(
+            **{k: x for k, x in v.items() if k in known and k != "guard"},
+            guard=GuardConfig(**v["guard"]),
+        )

@@ -55,8 +55,9 @@ class CTCTask:
         self.model_sizes = {}  # the model's data-given sizes; the loop adds them to cfg.model
         for key in ("n_days", "n_features"):
             value, given = int(man[key]), cfg.model.get(key)
-            if given is not None and ((key == "n_days" and given < value) or
-                                      (key == "n_features" and given != value)):  # fmt: skip
+            if given is not None and (
+                (key == "n_days" and given < value) or (key == "n_features" and given != value)
+            ):
                 raise SeqlabError(
                     f"train.model.{key}: {given}, but the data has {value}; "
                     "leave it out to take it from the data"
@@ -68,8 +69,10 @@ class CTCTask:
         """Batch `index`: trials drawn without replacement by a (seed, index) generator."""
         rng = np.random.default_rng(batch_seed(self.seed, index, "batch"))
         idx = np.sort(rng.choice(len(self.train), self.batch_size, replace=False))
-        host = {k: torch.from_numpy(np.ascontiguousarray(v))
-                for k, v in pad_batch(self.train, idx).items()}  # fmt: skip
+        host = {
+            k: torch.from_numpy(np.ascontiguousarray(v))
+            for k, v in pad_batch(self.train, idx).items()
+        }
         b: dict[str, Any] = {k: to_device(host[k], self.device) for k in ("x", "y", "days")}
         # lengths stay on the host (pinned on CUDA): packing and the CTC loss read them there
         pin = self.device.type == "cuda"

@@ -81,9 +81,13 @@ class Logbook:
     """The running record of one trial (rank 0 writes; other ranks only count)."""
 
     def __init__(
-        self, trial_dir: Path, max_steps: int, echo: Callable[[str], None], writer: bool = True,
+        self,
+        trial_dir: Path,
+        max_steps: int,
+        echo: Callable[[str], None],
+        writer: bool = True,
         tensorboard: bool = True,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.dir, self.max_steps, self.echo, self.writer = Path(trial_dir), max_steps, echo, writer
         self.path = self.dir / LOG
         self.copy = self.dir / "ckpt" / LOG  # outlives Snakemake's removal of the outputs
@@ -137,17 +141,24 @@ class Logbook:
                 raise write_failure(Path(f.name), e) from e
 
     def train(self, step: int, loss: float, lr: float, gnorm: float, tok_s: float) -> None:
-        self.write({"kind": "train", "step": step, "loss": loss, "lr": lr, "gnorm": gnorm,
-                    "tok_s": tok_s})  # fmt: skip
+        self.write(
+            {"kind": "train", "step": step, "loss": loss, "lr": lr, "gnorm": gnorm, "tok_s": tok_s}
+        )
         if self._tb is not None:
-            for tag, v in (("loss", loss), ("lr", lr), ("grad_norm", gnorm),
-                           ("tokens_per_s", tok_s)):  # fmt: skip
+            for tag, v in (
+                ("loss", loss),
+                ("lr", lr),
+                ("grad_norm", gnorm),
+                ("tokens_per_s", tok_s),
+            ):
                 self._tb.add_scalar(f"train/{tag}", v, step)
             self._tb.flush()  # the curve is on disk at each log interval, as log.jsonl
         done = step - self._step0
         eta = (time.time() - self._t0) / done * (self.max_steps - step) if done > 0 else math.nan
-        self.echo(f"step {step}/{self.max_steps} | loss {loss:.4f} | tok/s {tok_s / 1000:.0f}k | "
-                  f"lr {lr:.2e} | gnorm {gnorm:.2f} | eta {_eta(eta)}")  # fmt: skip
+        self.echo(
+            f"step {step}/{self.max_steps} | loss {loss:.4f} | tok/s {tok_s / 1000:.0f}k | "
+            f"lr {lr:.2e} | gnorm {gnorm:.2f} | eta {_eta(eta)}"
+        )
 
     def eval(self, step: int, scores: dict[str, float]) -> None:
         self.write({"kind": "eval", "step": step, **scores})
@@ -167,8 +178,7 @@ class Logbook:
         """After a roll-back: train/eval records past `step` go (they are replayed); events
         stay (they say what happened)."""
         if self.writer:
-            self._rewrite([e for e in self.kept()
-                           if e["kind"] == "event" or e["step"] <= step])  # fmt: skip
+            self._rewrite([e for e in self.kept() if e["kind"] == "event" or e["step"] <= step])
 
     def close(self) -> None:
         """Close both; a failing TensorBoard writer (full disk) is said, not raised: the
@@ -191,8 +201,11 @@ def code_versions() -> dict[str, str]:
     try:
         git = subprocess.run(
             ["git", "-C", str(src), "describe", "--always", "--dirty"],
-            capture_output=True, text=True, timeout=5, check=True,
-        ).stdout.strip()  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         git = "unknown"
     return {
@@ -227,8 +240,11 @@ def write_metrics(
     save_checkpoint(out / "model.pt", model_file or {"model": None, **(extra or {})})
     mem, mem_kind = peak_memory_mb(device)
     g = (extra or {}).pop("guard", {})
-    guard_counts = {"n_skipped": g.get("n_skipped", 0), "n_lr_cuts": g.get("n_cuts", 0),
-                    "n_rollbacks": g.get("n_rollbacks", 0)}  # fmt: skip
+    guard_counts = {
+        "n_skipped": g.get("n_skipped", 0),
+        "n_lr_cuts": g.get("n_cuts", 0),
+        "n_rollbacks": g.get("n_rollbacks", 0),
+    }
     final = st.last_eval
     metrics = {
         "experiment": trial.get("experiment"),

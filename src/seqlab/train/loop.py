@@ -80,8 +80,15 @@ ROLLBACK_KEEPS = ("best", "best_step", "bad_evals")
 class Run:
     """One trial's moving parts and the update they make together."""
 
-    def __init__(self, trial: dict[str, Any], cfg: TrainConfig, dd: distributed.Dist,
-                 device: torch.device, out: Path, echo: Callable[[str], None]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        trial: dict[str, Any],
+        cfg: TrainConfig,
+        dd: distributed.Dist,
+        device: torch.device,
+        out: Path,
+        echo: Callable[[str], None],
+    ) -> None:
         self.cfg, self.dd, self.device, self.out = cfg, dd, device, out
         torch.manual_seed(int(trial["seed"]))  # fixes the initialisation; the task the data
         self.task: Task = build_task(trial, cfg, device)
@@ -101,8 +108,7 @@ class Run:
         self.ckpt = Checkpointer(out / "ckpt", writer=dd.main)
         self.log = Logbook(out, cfg.max_steps, echo, writer=dd.main)
         self.st = TrainerState()
-        self.fingerprint = trajectory_fingerprint(trial, self.task.data_info(), dd.world,
-                                                  self.init)  # fmt: skip
+        self.fingerprint = trajectory_fingerprint(trial, self.task.data_info(), dd.world, self.init)
         self.cuda = device.type == "cuda"
         # a non-finite update is skipped on the device (no sync) where the optimizer is fused
         self.skip_on_device = self.cuda and getattr(self.opt, "_step_supports_amp_scaling", 0)
@@ -112,8 +118,9 @@ class Run:
     def lr(self) -> float:
         c, s = self.cfg, self.guard.state
         base = float(c.optim.get("lr", 1e-3))
-        return effective_lr(self.st.step, c.schedule, base, c.max_steps, s.lr_scale,
-                            c.guard.lr_floor)  # fmt: skip
+        return effective_lr(
+            self.st.step, c.schedule, base, c.max_steps, s.lr_scale, c.guard.lr_floor
+        )
 
     def _batch(self, micro: int) -> Any:
         """Micro-batch `micro` of the global sequence; on CUDA the next one is then staged (its
@@ -141,8 +148,14 @@ class Run:
             self._stage(micro + 1)
             loss_sum += loss.detach().double()
         loss_t = dd.mean_tensor(loss_sum / accum)  # every rank judges the same number
-        gnorm_t = apply_update(self.opt, self.scaler, self.raw.parameters(), loss_t,
-                               self.cfg.grad_clip, self.cfg.guard.enabled)  # fmt: skip
+        gnorm_t = apply_update(
+            self.opt,
+            self.scaler,
+            self.raw.parameters(),
+            loss_t,
+            self.cfg.grad_clip,
+            self.cfg.guard.enabled,
+        )
         return loss_t, gnorm_t
 
     def evaluate(self) -> None:
@@ -154,8 +167,11 @@ class Run:
         st.last_eval, st.last_eval_step = res, st.step
         self.log.eval(st.step, res)
         if math.isfinite(res.get("eval_loss", math.nan)):
-            st.best_eval_loss = min(res["eval_loss"], st.best_eval_loss) if math.isfinite(
-                st.best_eval_loss) else res["eval_loss"]  # fmt: skip
+            st.best_eval_loss = (
+                min(res["eval_loss"], st.best_eval_loss)
+                if math.isfinite(st.best_eval_loss)
+                else res["eval_loss"]
+            )
         if st.step in cfg.milestones:  # eval_loss_at: the loss, whatever picks the best
             st.eval_at[str(st.step)] = res.get("eval_loss", res[self.task.select])
         value = res[self.task.select]
@@ -166,18 +182,22 @@ class Run:
             st.bad_evals += 1
             if cfg.patience and st.bad_evals >= cfg.patience:
                 st.stop_reason = "early_stop"
-                self.log.event(st.step, "early_stop", best_step=st.best_step,
-                               patience=cfg.patience)  # fmt: skip
+                self.log.event(st.step, "early_stop", best_step=st.best_step, patience=cfg.patience)
 
     def save(self) -> None:
         rng = self.dd.gather_rng()  # a collective: every rank takes part, rank 0 writes
-        self.ckpt.save_state({
-            "model": self.raw.state_dict(), "optim": self.opt.state_dict(),
-            "scaler": self.scaler.state_dict(), "rng": rng,
-            "cuda_rng": torch.cuda.get_rng_state_all() if self.cuda else [],
-            "trainer": asdict(self.st), "guard": self.guard.state_dict(),
-            "fingerprint": self.fingerprint,
-        })  # fmt: skip
+        self.ckpt.save_state(
+            {
+                "model": self.raw.state_dict(),
+                "optim": self.opt.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "rng": rng,
+                "cuda_rng": torch.cuda.get_rng_state_all() if self.cuda else [],
+                "trainer": asdict(self.st),
+                "guard": self.guard.state_dict(),
+                "fingerprint": self.fingerprint,
+            }
+        )
         self.dd.barrier()
 
     def restore(self, ck: dict[str, Any]) -> None:
@@ -206,8 +226,15 @@ class Run:
         refused: list[str] = []
 
         def accept(s: dict[str, Any]) -> bool:
-            why = refusal(s, self.fingerprint, self.cfg, self.raw, self.ckpt, log_kept,
-                          None if best is None else best["step"])  # fmt: skip
+            why = refusal(
+                s,
+                self.fingerprint,
+                self.cfg,
+                self.raw,
+                self.ckpt,
+                log_kept,
+                None if best is None else best["step"],
+            )
             refused.extend([why] if why else [])
             return why is None
 
@@ -217,15 +244,21 @@ class Run:
             self.guard.load_state_dict(state["guard"])
         self.log.open(self.st.step if state is not None else None)
         for path, why in corrupt:
-            self.log.event(self.st.step, "ckpt_corrupt", path=path, why=why,
-                           then="resume" if state is not None else "restart")  # fmt: skip
+            self.log.event(
+                self.st.step,
+                "ckpt_corrupt",
+                path=path,
+                why=why,
+                then="resume" if state is not None else "restart",
+            )
         if state is None:
             if discarded:  # resuming would publish results this config does not produce
                 self.log.event(0, "ckpt_discarded", why=refused[0])
             if self.init is not None:
                 i = self.init
-                self.log.event(0, "init_from", path=i["path"], sha256=i["sha256"],
-                               weights_step=i["step"])  # fmt: skip
+                self.log.event(
+                    0, "init_from", path=i["path"], sha256=i["sha256"], weights_step=i["step"]
+                )
             self.evaluate()
             return
         if self.st.best_step >= 0 and best is None:  # every rank agrees
@@ -310,8 +343,9 @@ def train(
         if not dd.main:
             return {"stop_reason": "unsupported", "rank": dd.rank}
         st = TrainerState(stop_reason="unsupported")
-        return write_metrics(out, trial, cfg, None, st, {}, device, t_start,
-                             extra={"skip_reason": reason})  # fmt: skip
+        return write_metrics(
+            out, trial, cfg, None, st, {}, device, t_start, extra={"skip_reason": reason}
+        )
 
     run = Run(trial, cfg, dd, device, out, echo)
     try:
@@ -386,15 +420,34 @@ def _publish(run: Run, trial: dict[str, Any], tf32: dict[str, str], t_start: flo
         st.best, st.best_step = st.last_eval[task.select], st.step
     if best is None:
         best = {"model": run.raw.state_dict(), "step": st.best_step, "eval": st.last_eval}
-    model_file = {"model": best["model"], "model_config": model_spec(run.raw),
-                  "vocab_size": task.vocab_size, "step": best["step"],
-                  "eval": best.get("eval", {}), "trial": trial}  # fmt: skip
-    extra = {"world_size": dd.world, "tf32": tf32, "guard": run.guard.state_dict(),
-             "optim_state_dtypes": optim_state_dtypes(run.opt),
-             "param_dtype": str(run.prec.param_dtype).removeprefix("torch."),
-             "init_from": run.init}  # fmt: skip
+    model_file = {
+        "model": best["model"],
+        "model_config": model_spec(run.raw),
+        "vocab_size": task.vocab_size,
+        "step": best["step"],
+        "eval": best.get("eval", {}),
+        "trial": trial,
+    }
+    extra = {
+        "world_size": dd.world,
+        "tf32": tf32,
+        "guard": run.guard.state_dict(),
+        "optim_state_dtypes": optim_state_dtypes(run.opt),
+        "param_dtype": str(run.prec.param_dtype).removeprefix("torch."),
+        "init_from": run.init,
+    }
     if hasattr(task, "perf_metrics"):  # optional Task hook: MFU for text_lm, per device
         tok_s = statistics.median(st.tok_s) if st.tok_s else math.nan
         extra.update(task.perf_metrics(tok_s / dd.world, run.device))
-    return write_metrics(run.out, trial, run.cfg, task, st, model_file, run.device, t_start,
-                   count_params(run.raw), extra=extra)  # fmt: skip
+    return write_metrics(
+        run.out,
+        trial,
+        run.cfg,
+        task,
+        st,
+        model_file,
+        run.device,
+        t_start,
+        count_params(run.raw),
+        extra=extra,
+    )

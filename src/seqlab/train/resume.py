@@ -21,8 +21,15 @@ from seqlab.train.config import TrainConfig
 #: checkpoint made under other values of these is resumed (a larger max_steps continues a
 #: finished trial, unless the schedule decays towards max_steps). The evaluation keys are not
 #: among them: they decide the best checkpoint, so a change to them retrains.
-BOOKKEEPING = {"max_steps", "ckpt_interval", "log_interval", "keep_steps", "threads", "device",
-               "compile"}  # fmt: skip
+BOOKKEEPING = {
+    "max_steps",
+    "ckpt_interval",
+    "log_interval",
+    "keep_steps",
+    "threads",
+    "device",
+    "compile",
+}
 #: schedules whose learning rate at every step depends on max_steps (optim.lr_at)
 DECAYS_TO_MAX_STEPS = {"cosine", "linear"}
 
@@ -35,8 +42,13 @@ def trajectory_fingerprint(
     t = trial["train"]
     horizon = t.get("schedule", {}).get("name") in DECAYS_TO_MAX_STEPS
     train = {k: v for k, v in t.items() if k not in BOOKKEEPING or (k == "max_steps" and horizon)}
-    payload = {"train": train, "seed": trial["seed"], "task": trial.get("task"),
-               "data": data.get("manifest_sha256"), "world": world}  # fmt: skip
+    payload = {
+        "train": train,
+        "seed": trial["seed"],
+        "task": trial.get("task"),
+        "data": data.get("manifest_sha256"),
+        "world": world,
+    }
     if init is not None:  # other starting weights are another trial (the same re-saved are not)
         payload["init"] = init["weights_sha256"]
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()

@@ -77,8 +77,9 @@ class UnitLMTask(LMTask):
         self.device = device
         self.vocab_size = self.manifest.n_token_ids
         self.eval_batches = cfg.eval_batches or None
-        train, evals = (open_split(self.manifest.root, self.manifest.data, s).tokens
-                        for s in ("train", "eval"))  # fmt: skip
+        train, evals = (
+            open_split(self.manifest.root, self.manifest.data, s).tokens for s in ("train", "eval")
+        )
         for split, tokens in (("train", train), ("eval", evals)):
             if n_rows(len(tokens), cfg.seq_len) == 0:
                 raise SeqlabError(
@@ -101,8 +102,9 @@ class UnitLMTask(LMTask):
 
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
-        return {"eval_loss": lm_eval_loss(model, self.eval.eval_batches(self.eval_batches),
-                                          self.device)}  # fmt: skip
+        return {
+            "eval_loss": lm_eval_loss(model, self.eval.eval_batches(self.eval_batches), self.device)
+        }
 
     def data_info(self) -> dict[str, Any]:
         return {

@@ -55,8 +55,10 @@ class TextLMTask(LMTask):
         self.sizes = {s: len(read_bin(p)) for s, p in self.paths.items()}
         for split, n in self.sizes.items():
             if n <= self.T + 1:
-                raise SeqlabError(f"{self.paths[split]}: {n} tokens, fewer than seq_len + 1 = "
-                                  f"{self.T + 1}; use more data or a shorter seq_len")  # fmt: skip
+                raise SeqlabError(
+                    f"{self.paths[split]}: {n} tokens, fewer than seq_len + 1 = "
+                    f"{self.T + 1}; use more data or a shorter seq_len"
+                )
         self.eval_batches = cfg.eval_batches
         self.tokens_per_batch = self.B * self.T
         self.model_cfg = dict(cfg.model)

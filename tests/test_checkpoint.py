@@ -199,3 +199,111 @@ def test_read_only_results_is_one_line_then_resumes(unit_manifest: Path, tmp_pat
         assert train(trial, disk, echo=quiet)["steps"] == 12
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_checkpoint_files_are_plain_state_dicts(unit_manifest: Path, tmp_path: Path) -> None:
+    """model.pt and ckpt/*.pt open with plain torch.load: the state at the top level, not an
+    envelope; the integrity record beside it still refuses a flipped byte in the weights."""
+    m = train(tiny_trial(unit_manifest, keep_steps=[4]), tmp_path, echo=quiet)
+    published = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert published["step"] == m["best_step"] and published["model_config"]["arch"] == "lstm"
+    assert all(torch.is_tensor(v) for v in published["model"].values())
+    last = torch.load(tmp_path / "ckpt" / "last.pt", weights_only=True)
+    assert last["trainer"]["step"] == m["steps"] and "optim" in last and "model" in last
+    for name in ("best.pt", "step4.pt"):
+        assert torch.is_tensor(next(iter(torch.load(tmp_path / "ckpt" / name)["model"].values())))
+    # a flipped byte inside the largest tensor: torch still loads it, seqlab's loader refuses
+    weights = published["model"]
+    big = max(weights, key=lambda k: weights[k].numel())
+    raw = (tmp_path / "model.pt").read_bytes()
+    at = raw.index(weights[big].reshape(-1).view(torch.uint8).numpy().tobytes()[:64]) + 100
+    flip_byte(tmp_path / "model.pt", at)
+    assert not torch.equal(torch.load(tmp_path / "model.pt")["model"][big], weights[big])
+    with pytest.raises(CorruptCheckpoint) as err:
+        load_checkpoint(tmp_path / "model.pt")
+    assert "model.pt: corrupt checkpoint" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_envelope_checkpoints_of_earlier_versions_still_load(tmp_path: Path) -> None:
+    import hashlib
+    import io
+
+    state = {"model": {"w": torch.arange(6.0)}, "step": 5}
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    view = buf.getbuffer()
+    envelope = {
+        "format": "seqlab-checkpoint-1",
+        "size": len(view),
+        "sha256": hashlib.sha256(view).hexdigest(),
+        "payload": torch.frombuffer(view, dtype=torch.uint8),
+    }
+    torch.save(envelope, tmp_path / "old.pt")
+    assert load_checkpoint(tmp_path / "old.pt")["step"] == 5
+    envelope["sha256"] = "0" * 64
+    torch.save(envelope, tmp_path / "bad.pt")
+    with pytest.raises(CorruptCheckpoint, match="sha256"):
+        load_checkpoint(tmp_path / "bad.pt")
+
+
+def _snakemake(work: Path, target: str) -> subprocess.CompletedProcess:
+    cmd = [
+        PYTHON,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "-d",
+        str(work),
+        "--configfile",
+        str(work / "config.yaml"),
+        "--cores",
+        "1",
+        target,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def test_a_lost_best_pt_is_restored_from_model_pt(tmp_path: Path) -> None:
+    """A finished trial whose best step (9) is before its last (12): truncating ckpt/best.pt
+    and deleting metrics.json must not cost the best weights (model.pt is their verified
+    copy); only when both are gone are the final weights published, under their own step,
+    said on the console and in metrics.json."""
+    import yaml
+    from conftest import TINY_DATASET, TINY_TRAIN
+
+    train_cfg = dict(TINY_TRAIN, max_steps=12, min_delta=0.05)  # best at 9 on this data
+    cfg = {
+        "datasets": {"tiny": TINY_DATASET},
+        "experiments": {"x": {"dataset": "tiny", "seeds": [0], "train": train_cfg}},
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    trial = tmp_path / "results/x/runs/base/seed0"
+    target = str(trial.relative_to(tmp_path) / "metrics.json")
+    _snakemake(tmp_path, target)
+    before = json.loads((trial / "metrics.json").read_text())
+    weights = load_checkpoint(trial / "model.pt")["model"]
+    assert 0 < before["best_step"] < before["steps"], before["best_step"]
+
+    best = trial / "ckpt" / "best.pt"
+    best.write_bytes(best.read_bytes()[:100])
+    (trial / "metrics.json").unlink()
+    _snakemake(tmp_path, target)
+    after = json.loads((trial / "metrics.json").read_text())
+    assert after["best_step"] == before["best_step"] and after["best"] == before["best"]
+    assert after["best_lost"] is None
+    restored = load_checkpoint(trial / "model.pt")["model"]
+    assert all(torch.equal(restored[k], weights[k]) for k in weights)
+    events = [e["event"] for e in read_log(trial) if e["kind"] == "event"]
+    assert "best_restored" in events and "best_lost" not in events
+
+    for gone in (best, trial / "model.pt", trial / "metrics.json"):
+        gone.unlink()
+    proc = _snakemake(tmp_path, target)
+    lost = json.loads((trial / "metrics.json").read_text())
+    assert lost["best_step"] == lost["steps"] == 12  # the final weights, under their own step
+    assert lost["best_lost"]["best_step"] == before["best_step"]
+    assert load_checkpoint(trial / "model.pt")["step"] == 12
+    assert "WARNING" in proc.stderr and "best weights (step 9) were lost" in proc.stderr

@@ -25,7 +25,9 @@ rule train:
     output:
         metrics="results/{exp}/runs/{run}/seed{seed}/metrics.json",
         log="results/{exp}/runs/{run}/seed{seed}/log.jsonl",
-        model="results/{exp}/runs/{run}/seed{seed}/model.pt",
+        # update: Snakemake keeps model.pt while the trial reruns (and puts it back if the
+        # job fails); it is the verified copy that restores a lost ckpt/best.pt
+        model=update("results/{exp}/runs/{run}/seed{seed}/model.pt"),
     log:
         "results/{exp}/runs/{run}/seed{seed}/train.log",
     group:
@@ -44,4 +46,5 @@ rule train:
     params:
         launch=train_launcher,
     shell:
-        "{params.launch}train.py {input.config} > {log} 2>&1"
+        # stderr (errors, a lost best) goes to the log and to the console
+        "{params.launch}train.py {input.config} > {log} 2> >(tee -a {log} >&2)"

@@ -49,6 +49,14 @@ def main() -> None:
         f"done: {metrics['stop_reason']} after {metrics['steps']} steps, "
         f"best {metrics['select_metric']} {metrics['best']:.4f} at step {metrics['best_step']}"
     )
+    if metrics.get("best_lost"):  # on stderr, which the train rule shows on the console too
+        lost = metrics["best_lost"]
+        print(
+            f"WARNING: {args.config}: the best weights (step {lost['best_step']}) were lost "
+            f"from ckpt/best.pt and model.pt; {lost['then']}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -1,9 +1,14 @@
-"""Checkpoints: atomic, self-checking, loaded with weights_only=True (no arbitrary pickles).
+"""Checkpoints: plain PyTorch files, atomic, self-checking, loaded with weights_only=True.
 
-A checkpoint file is a torch.save of {format, size, sha256, payload}: the payload is the
-torch.save bytes of the state itself, and size and sha256 are recorded at save, so a torn or
-bit-flipped file is recognised on load instead of resuming (or publishing) garbage. Files
-written before this format load as they are.
+A checkpoint file is a `torch.save` of the state itself, so `torch.load(path,
+weights_only=True)` in a notebook or a conversion script gives `{"model": {name: tensor},
+"model_config": ..., "step": ...}` (model.pt) or the resumable state (ckpt/*.pt) directly.
+One extra key, `integrity`, holds a sha256 of everything else in the file (every tensor's
+name, dtype, shape and bytes, every other value), computed at save and verified by
+`load_checkpoint`: torch's zip container already refuses a truncated file, and the hash
+catches a flipped byte inside a tensor, so a damaged file is recognised instead of resumed
+or published. Files of earlier seqlab versions (the state as a byte tensor inside
+`{format, size, sha256, payload}`, or no integrity record at all) still load.
 
 The `Checkpointer` of a trial keeps the last two resumable states (`ckpt/last.pt`, then
 `ckpt/prev.pt`), falls back to the older one when the newer is corrupt, and keeps the best
@@ -14,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,24 +27,45 @@ import torch
 
 from seqlab.io import SeqlabError, atomic_write, file_sha256, remove_stale_temps
 
-FORMAT = "seqlab-checkpoint-1"
+#: the key of a checkpoint file that holds its integrity record
+INTEGRITY = "integrity"
+FORMAT = "seqlab-checkpoint-2"
+#: the earlier envelope: {format, size, sha256, payload: the torch.save bytes as uint8}
+ENVELOPE_FORMAT = "seqlab-checkpoint-1"
 
 
 class CorruptCheckpoint(SeqlabError):
     """A checkpoint that exists but fails its integrity check or cannot be read."""
 
 
+def content_sha256(obj: Any) -> str:
+    """sha256 of a nested state: each tensor's path, dtype, shape and bytes, each other
+    value's path and repr, keys in sorted order. For a flat {name: tensor} dict this is the
+    hash of the weights: torch.save's files differ byte-wise for the same weights (each save
+    records a random id), so the file's own hash cannot say "the same weights"."""
+    h = hashlib.sha256()
+
+    def walk(path: str, value: Any) -> None:
+        if torch.is_tensor(value):
+            t = value.detach().cpu().contiguous()
+            h.update(f"{path}:{t.dtype}:{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy())
+        elif isinstance(value, Mapping):
+            for k in sorted(value, key=str):
+                walk(f"{path}.{k}" if path else str(k), value[k])
+        elif isinstance(value, list | tuple):
+            for i, v in enumerate(value):
+                walk(f"{path}[{i}]", v)
+        else:
+            h.update(f"{path}={value!r}".encode())
+
+    walk("", obj)
+    return h.hexdigest()
+
+
 def save_checkpoint(path: str | Path, obj: dict[str, Any], keep_previous: Path | None = None):
-    """Serialise, record size and sha256, write atomically (see seqlab.io.atomic_write)."""
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    view = buf.getbuffer()
-    record = {
-        "format": FORMAT,
-        "size": len(view),
-        "sha256": hashlib.sha256(view).hexdigest(),
-        "payload": torch.frombuffer(view, dtype=torch.uint8),
-    }
+    """torch.save `obj` with its integrity record, atomically (see seqlab.io.atomic_write)."""
+    record = {**obj, INTEGRITY: {"format": FORMAT, "sha256": content_sha256(obj)}}
     return atomic_write(path, lambda tmp: torch.save(record, tmp), keep_previous=keep_previous)
 
 
@@ -47,19 +73,30 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """Load and verify a checkpoint: tensors, dicts, lists and primitives only."""
     path = Path(path)
     try:
-        outer = torch.load(path, map_location="cpu", weights_only=True)
-        if not (isinstance(outer, dict) and outer.get("format") == FORMAT):
-            return _to(outer, map_location)  # a file from before integrity records
-        payload = outer["payload"].numpy().tobytes()
-        if len(payload) != outer["size"] or hashlib.sha256(payload).hexdigest() != outer["sha256"]:
-            raise ValueError("size or sha256 differs from the values recorded at save")
-        return torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and INTEGRITY in state:
+            state = dict(state)
+            record = state.pop(INTEGRITY)
+            if content_sha256(state) != record["sha256"]:
+                raise ValueError("its contents differ from the sha256 recorded at save")
+        elif isinstance(state, dict) and state.get("format") == ENVELOPE_FORMAT:
+            state = _open_envelope(state)
+        return _to(state, map_location)  # (no integrity record: a file from before them)
     except FileNotFoundError:
         raise SeqlabError(f"{path}: checkpoint not found") from None
     except Exception as e:
+        why = (str(e).strip().splitlines() or ["unreadable"])[0]
         raise CorruptCheckpoint(
-            f"{path}: corrupt checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})"
+            f"{path}: corrupt checkpoint ({type(e).__name__}: {why}); "
+            "it cannot be used: delete it, or retrain the trial"
         ) from None
+
+
+def _open_envelope(outer: dict[str, Any]) -> Any:
+    payload = outer["payload"].numpy().tobytes()
+    if len(payload) != outer["size"] or hashlib.sha256(payload).hexdigest() != outer["sha256"]:
+        raise ValueError("size or sha256 differs from the values recorded at save")
+    return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
 
 
 def _to(obj: Any, map_location: str | torch.device) -> Any:
@@ -69,6 +106,8 @@ def _to(obj: Any, map_location: str | torch.device) -> Any:
         return obj.to(map_location)
     if isinstance(obj, dict):
         return {k: _to(v, map_location) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_to(v, map_location) for v in obj)
     return obj
 
 
@@ -131,6 +170,18 @@ class Checkpointer:
                 self.best.unlink(missing_ok=True)
             return None
 
+    def load_published(self, fingerprint: str) -> dict[str, Any] | None:
+        """The trial's model.pt if intact and of this trajectory (its fingerprint): a verified
+        copy of the best weights, for when best.pt is lost. The train rule marks model.pt
+        `update`, so Snakemake keeps it while the trial reruns."""
+        try:
+            published = load_checkpoint(self.dir.parent / "model.pt")
+        except SeqlabError:  # absent or corrupt
+            return None
+        if published.get("fingerprint") != fingerprint or published.get("model") is None:
+            return None
+        return published
+
     def kept(self, step: int) -> Path:
         """Where train.keep_steps keeps the weights of `step`."""
         return self.dir / f"step{step}.pt"
@@ -189,11 +240,5 @@ def shape_misfit(weights: dict[str, torch.Tensor], model: torch.nn.Module) -> st
 
 
 def weights_sha256(weights: dict[str, torch.Tensor]) -> str:
-    """A hash of names, dtypes, shapes and values: torch.save's files differ byte-wise for the
-    same weights (each save records a random id), so a re-exported parent is not 'changed'."""
-    h = hashlib.sha256()
-    for k in sorted(weights):
-        t = weights[k].detach().cpu().contiguous()
-        h.update(f"{k}:{t.dtype}:{tuple(t.shape)}".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
+    """The hash of a model's weights (names, dtypes, shapes, values): see content_sha256."""
+    return content_sha256(weights)

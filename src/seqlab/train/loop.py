@@ -113,6 +113,7 @@ class Run:
         # a non-finite update is skipped on the device (no sync) where the optimizer is fused
         self.skip_on_device = self.cuda and getattr(self.opt, "_step_supports_amp_scaling", 0)
         self._staged: tuple[int, Any] | None = None
+        self.best_lost: dict[str, Any] | None = None  # both copies of the best weights gone
         self.t_last, self.steps_since = time.perf_counter(), 0
 
     def lr(self) -> float:
@@ -262,9 +263,22 @@ class Run:
             self.evaluate()
             return
         if self.st.best_step >= 0 and best is None:  # every rank agrees
-            self.log.event(self.st.step, "best_lost", best_step=self.st.best_step)
-            self.st.best, self.st.best_step, self.st.bad_evals = math.inf, -1, 0
+            self.recover_best()
         self.log.event(self.st.step, "resume", from_step=self.st.step)
+
+    def recover_best(self) -> None:
+        """best.pt is lost: model.pt, a verified copy of the best weights, restores it; only
+        when both are gone is the best forgotten (the selection restarts, and metrics.json
+        says so in `best_lost`)."""
+        st = self.st
+        published = self.ckpt.load_published(self.fingerprint)
+        if published is not None and published["step"] == st.best_step:
+            self.ckpt.save_best(published["model"], st.best_step, published["eval"])
+            self.log.event(st.step, "best_restored", best_step=st.best_step, source="model.pt")
+            return
+        self.log.event(st.step, "best_lost", best_step=st.best_step)
+        self.best_lost = {"best_step": st.best_step, "then": f"selection restarts at {st.step}"}
+        st.best, st.best_step, st.bad_evals = math.inf, -1, 0
 
     def judge(self, pending: list[tuple[int, float, torch.Tensor, torch.Tensor]]) -> bool:
         """Read the pending steps' numbers (one device sync) and let the guard judge them in
@@ -407,15 +421,19 @@ def _stop_requested(dd: distributed.Dist, should_stop: Callable[[], bool], due: 
 
 def _publish(run: Run, trial: dict[str, Any], tf32: dict[str, str], t_start: float):
     """model.pt from the intact best checkpoint, so its weights always match its step and
-    metrics; a lost best.pt is said in the log and the final weights are published under
-    their own step and scores instead."""
+    metrics. When every copy of the best weights is lost, the final weights are published
+    under their own step and scores instead, and the log, the console and metrics.json's
+    `best_lost` say so."""
     st, task, dd = run.st, run.task, run.dd
     best = run.ckpt.load_best()
     if best is not None and best["step"] != st.best_step:  # never another step's weights
         best = None
-    if best is None and st.best_step >= 0:
+    if best is None and (st.best_step >= 0 or run.best_lost):
+        lost_step = run.best_lost["best_step"] if run.best_lost else st.best_step
+        then = f"final weights published as the best, step {st.step}"
+        run.best_lost = {"best_step": lost_step, "then": then}
         run.log.open(st.step)
-        run.log.event(st.step, "best_lost", best_step=st.best_step, then="final weights")
+        run.log.event(st.step, "best_lost", best_step=lost_step, then=then)
         run.log.close()
         st.best, st.best_step = st.last_eval[task.select], st.step
     if best is None:
@@ -427,6 +445,7 @@ def _publish(run: Run, trial: dict[str, Any], tf32: dict[str, str], t_start: flo
         "step": best["step"],
         "eval": best.get("eval", {}),
         "trial": trial,
+        "fingerprint": run.fingerprint,  # whose best weights these are (see recover_best)
     }
     extra = {
         "world_size": dd.world,
@@ -435,6 +454,7 @@ def _publish(run: Run, trial: dict[str, Any], tf32: dict[str, str], t_start: flo
         "optim_state_dtypes": optim_state_dtypes(run.opt),
         "param_dtype": str(run.prec.param_dtype).removeprefix("torch."),
         "init_from": run.init,
+        "best_lost": run.best_lost,
     }
     if hasattr(task, "perf_metrics"):  # optional Task hook: MFU for text_lm, per device
         tok_s = statistics.median(st.tok_s) if st.tok_s else math.nan

@@ -3,6 +3,7 @@
     seqlab status [EXP ...] [--config config/config.yaml] [--results results] [--watch]
     seqlab check-config FILE.yaml      # the checks Snakemake runs at load, file:line for YAML
     seqlab export-shards MANIFEST OUT  # a prepared unit dataset as WebDataset shards
+    seqlab export-hf TRIAL_DIR OUT     # a GPT-2 trial as a Hugging Face GPT2LMHeadModel
 
 Subcommands read results or write where they are told; nothing here runs or schedules jobs
 (Snakemake and Slurm do).
@@ -14,11 +15,14 @@ import argparse
 import os
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from seqlab.cli import run_cli
-from seqlab.io import SeqlabError
+from seqlab.io import SeqlabError, read_json
+
+T = TypeVar("T")
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -48,31 +52,73 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _export_shards(args: argparse.Namespace) -> int:
-    """Every split of a prepared unit dataset as `OUT/{split}-{i:06d}.tar`, the interchange
-    format (text ingest writes only the packed store). All or nothing: the shards are written
-    beside OUT and renamed into place at the end, so a failure leaves no partial export."""
-    from seqlab.data.shards import export_shards
-
-    out = Path(args.out_dir)
-    if args.shard_size < 1:
-        raise SeqlabError(f"--shard-size {args.shard_size}: must be at least 1")
+def _into_new_dir(out: Path, write: Callable[[Path], T]) -> T:
+    """All or nothing: `write` fills a temp dir beside `out`, renamed to `out` when it
+    returns, so a failure leaves no partial output. `out` must be new or an empty dir."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SeqlabError(
             f"{out}: exists and is not an empty directory; name a new one "
-            "(an export never mixes its shards with other files)"
+            "(an export never mixes its files with other files)"
         )
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     try:
-        written = export_shards(args.manifest, tmp, args.shard_size)
+        tmp.mkdir(parents=True)
+        result = write(tmp)
         if out.exists():
             out.rmdir()
         tmp.rename(out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    return result
+
+
+def _export_shards(args: argparse.Namespace) -> int:
+    """Every split of a prepared unit dataset as `OUT/{split}-{i:06d}.tar`, the interchange
+    format (text ingest writes only the packed store)."""
+    from seqlab.data.shards import export_shards
+
+    out = Path(args.out_dir)
+    if args.shard_size < 1:
+        raise SeqlabError(f"--shard-size {args.shard_size}: must be at least 1")
+    written = _into_new_dir(out, lambda tmp: export_shards(args.manifest, tmp, args.shard_size))
     for split, shards in written.items():
         n = sum(int(e.get("n_samples", 0)) for e in shards)
         print(f"{split}: {len(shards)} shards, {n} utterances -> {out}/{split}-*.tar")
+    return 0
+
+
+def _export_hf(args: argparse.Namespace) -> int:
+    """A GPT-2 trial's model.pt (through seqlab's loader, which verifies it) as a Hugging Face
+    GPT2LMHeadModel directory; BOS/EOS from the manifest of the data the trial trained on."""
+    from seqlab.data.manifest import bos_eos
+    from seqlab.models.gpt2 import GPT
+    from seqlab.models.hf_gpt2 import write_hf_gpt2
+    from seqlab.train.load import load_model
+
+    trial, out = Path(args.trial_dir), Path(args.out_dir)
+    if not (trial / "model.pt").is_file():
+        raise SeqlabError(
+            f"{trial}: no model.pt; give a finished trial's directory (results/EXP/runs/RUN/seedN)"
+        )
+    model, ck = load_model(trial / "model.pt")
+    if not isinstance(model, GPT):
+        arch = (ck.get("model_config") or {}).get("arch")
+        raise SeqlabError(
+            f"{trial}: a {arch} trial; export-hf writes GPT-2 trials only "
+            "(Hugging Face's GPT2LMHeadModel has no equivalent for it)"
+        )
+    manifest = args.manifest or read_json(trial / "config.json")["data"]["manifest"]
+    if not Path(manifest).is_file():
+        raise SeqlabError(
+            f"{manifest}: the trial's dataset manifest not found (for its BOS/EOS ids); "
+            "run from where snakemake ran, or give --manifest"
+        )
+    bos, eos = bos_eos(read_json(manifest))
+    _into_new_dir(out, lambda tmp: write_hf_gpt2(model, tmp, bos, eos))
+    print(
+        f"{trial} -> {out}: GPT2LMHeadModel (step {ck.get('step')}), vocab_size "
+        f"{model.config.vocab_size}, bos_token_id {bos}, eos_token_id {eos}"
+    )
     return 0
 
 
@@ -120,6 +166,21 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("out_dir", help="a new or empty directory for the shards")
     ex.add_argument("--shard-size", type=int, default=1000, help="utterances per shard")
     ex.set_defaults(func=_export_shards)
+    hf = sub.add_parser(
+        "export-hf",
+        help="write a GPT-2 trial as a Hugging Face GPT2LMHeadModel (config.json + safetensors)",
+        description="OUT_DIR gets config.json and model.safetensors, which "
+        "transformers.GPT2LMHeadModel.from_pretrained(OUT_DIR) loads: the trial's model.pt "
+        "weights (its best step), the real vocabulary (padding rows dropped) and the data's "
+        "BOS/EOS ids. GPT-2 trials only.",
+    )
+    hf.add_argument("trial_dir", help="a finished trial: results/EXP/runs/RUN/seedN")
+    hf.add_argument("out_dir", help="a new or empty directory")
+    hf.add_argument(
+        "--manifest",
+        help="the dataset's manifest.json, for BOS/EOS (default: the one config.json names)",
+    )
+    hf.set_defaults(func=_export_hf)
     return ap
 
 

@@ -51,3 +51,12 @@ def token_ids(manifest: Mapping[str, Any]) -> int:
     """The number of token ids a model over this dataset predicts. Manifests written before
     the key existed call it a top-level `n_tokens`; they are read as they are, not rebuilt."""
     return int(manifest["n_token_ids"] if "n_token_ids" in manifest else manifest["n_tokens"])
+
+
+def bos_eos(manifest: Mapping[str, Any]) -> tuple[int | None, int | None]:
+    """The ids that start and end a sequence: a unit dataset's BOS and EOS; token bins' end of
+    text for both (GPT-2's convention) when its tokenizer has one; else None."""
+    if "bos" in manifest:
+        return int(manifest["bos"]), int(manifest["eos"])
+    eot = manifest.get("eot_token")
+    return (None, None) if eot is None else (int(eot), int(eot))

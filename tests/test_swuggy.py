@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import math
 from pathlib import Path
 
@@ -184,6 +185,11 @@ def test_zerospeech_ingest_checks_names(synth_set: Path, tmp_path: Path) -> None
     man = prepare_dataset("real", cfg, tmp_path / "real")
     assert man["kind"] == "swuggy_zerospeech" and "unit_unigram" in man["controls"]
     assert run_checks(tmp_path / "real" / "manifest.json")["passed"]
+    gz = tmp_path / "units.txt.gz"  # a gzip-compressed units file is read as it is
+    gz.write_bytes(gzip.compress(units.read_bytes()))
+    prepare_dataset("real_gz", {**cfg, "units": str(gz)}, tmp_path / "real_gz")
+    plain, packed = ((tmp_path / d / "units.txt").read_text() for d in ("real", "real_gz"))
+    assert packed == plain
     units.write_text("\n".join(lines[:-1]) + "\nextra1\t1,2\n")
     with pytest.raises(SeqlabError, match="1 gold filenames have no units.*1 units names are not"):
         prepare_dataset("real", cfg, tmp_path / "real2")

@@ -225,6 +225,43 @@ def _expand(spec: str | list[str], what: str) -> list[Path]:
     return paths
 
 
+def contract_problem(units: np.ndarray, vocab_size: int) -> str | None:
+    """What keeps a sample's units.npy from the contract (one utterance: 1-D uint16 units in
+    0..vocab_size-1) and the fix that works for it; None when it holds."""
+    what = f"units.npy is {units.dtype} with shape {units.shape}"
+    if units.ndim != 1 and not (units.size and max(units.shape) == units.size):
+        return f"{what}; the contract is one utterance per sample, its units in a 1-D array"
+    flat = units.reshape(-1)  # a (1, T) or (T, 1) array is one utterance in the wrong shape
+    if flat.size == 0:
+        return "empty utterance; drop it from the shard"
+    numeric = np.issubdtype(flat.dtype, np.integer) or np.issubdtype(flat.dtype, np.floating)
+    off = np.flatnonzero(flat != np.round(flat)) if numeric else np.arange(1)
+    if len(off):
+        i = int(off[0])
+        return (
+            f"{what} and value {flat[i].item()!r} at position {i}; units are integer ids: "
+            "write the quantizer's unit ids (not features or scores) as uint16"
+        )
+    neg = np.flatnonzero(flat < 0)
+    if len(neg):
+        i, v = int(neg[0]), flat[neg[0]].item()
+        return (
+            f"units.npy ({flat.dtype}) has unit {v} at position {i}; units are >= 0 ({v} is "
+            "often padding or a missing unit): drop such values before writing the shard"
+        )
+    if flat.max() >= vocab_size:
+        return (
+            f"unit {flat.max().item()} out of range 0..{vocab_size - 1}; set vocab_size, or "
+            "strip BOS/EOS if present"
+        )
+    fix = (".reshape(-1)" if units.ndim != 1 else "") + (
+        ".astype(np.uint16)" if units.dtype != np.uint16 else ""
+    )
+    if fix:
+        return f"{what}; the contract is 1-D uint16 units: rewrite the shard with units{fix}"
+    return None
+
+
 def validate_shard(
     path: Path, vocab_size: int, seen: dict[str, Path], store: StoreWriter, source: str
 ) -> tuple[int, int]:
@@ -234,19 +271,9 @@ def validate_shard(
     for u in iter_shard(path):
         where = f"{path}: sample {u.key!r}"
         units = np.asarray(u.units)
-        if units.ndim != 1 or units.dtype != np.uint16:
-            fix = "units.astype(np.uint16)" if np.issubdtype(units.dtype, np.integer) else "1-D"
-            raise SeqlabError(
-                f"{where}: units.npy is {units.dtype} with shape {units.shape}; the contract is "
-                f"1-D uint16 units: rewrite the shard with {fix} (units < 65535)"
-            )
-        if len(units) == 0:
-            raise SeqlabError(f"{where}: empty utterance; drop it from the shard")
-        if units.min() < 0 or units.max() >= vocab_size:
-            raise SeqlabError(
-                f"{where}: unit {units.max() if units.max() >= vocab_size else units.min()} "
-                f"out of range 0..{vocab_size - 1}; set vocab_size, or strip BOS/EOS if present"
-            )
+        problem = contract_problem(units, vocab_size)
+        if problem:
+            raise SeqlabError(f"{where}: {problem}")
         if u.key in seen:
             raise SeqlabError(f"{where}: key also in {seen[u.key]}; keys must be unique")
         seen[u.key] = path

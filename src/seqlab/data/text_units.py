@@ -7,6 +7,8 @@ first field a number) and read whole as units-only, each utterance named `file:l
 (recorded in the manifest's `line_formats`); a file that mixes units-only and named lines is
 refused with one line, never reinterpreted. A named space-format line whose name is a number
 is refused too (name or unit? ambiguous): use the TAB or `|` format for numeric names.
+A gzip-compressed file (`train.txt.gz`, recognised by its magic bytes, not its name) is read
+as it is, decompressed on the fly.
 
 A block of ~4 MB is split into lines in Python (names, line numbers: ~1 us a line), and all
 units of the block are parsed at once with numpy (digit runs -> integers), so parsing runs at
@@ -16,15 +18,25 @@ raise the same one-line error (`file:line: ...`) as before.
 
 from __future__ import annotations
 
+import gzip
 import re
+import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from seqlab.io import SeqlabError
 
+GZIP_MAGIC = b"\x1f\x8b"
+OTHER_COMPRESSION = (  # (magic bytes as a regex, name, how to decompress): not read as they are
+    (rb"\xfd7zXZ\x00", "xz", "xz -dk"),
+    (rb"\x28\xb5\x2f\xfd", "zstd", "zstd -d"),
+    (rb"BZh[1-9]1AY&SY", "bzip2", "bzip2 -dk"),
+)
 BOM = b"\xef\xbb\xbf"  # a UTF-8 byte-order mark some editors write: not part of the name
 BLOCK_BYTES = 1 << 22  # 4 MB of text: ~1M units, ~60 MB of numpy temporaries
 _ALLOWED = np.zeros(256, bool)
@@ -37,7 +49,7 @@ class TextBlock:
     lines: list[int]  # 1-based line number of each utterance
     lengths: np.ndarray  # int64 units per utterance
     units: np.ndarray  # uint16, concatenated
-    n_bytes: int  # bytes of the file consumed so far (for progress)
+    n_bytes: int  # bytes of the file on disk consumed so far (for progress)
 
 
 def _is_units_only(line: bytes) -> bool:
@@ -154,9 +166,27 @@ def _parse_block(
     return names, lines, lengths.astype(np.int64), val.astype(np.uint16)
 
 
+@contextmanager
+def open_units(path: Path) -> Iterator[tuple[BinaryIO, BinaryIO]]:
+    """(the text's bytes, the file on disk) of a units file, plain or gzip-compressed: reads
+    of the first give the text, the position of the second how much of the file they used.
+    A corrupt or truncated gzip stream is one line naming the file."""
+    with open(path, "rb") as raw:
+        gz = raw.read(2) == GZIP_MAGIC
+        raw.seek(0)
+        text = gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw
+        try:
+            yield text, raw
+        except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+            raise SeqlabError(
+                f"{path}: corrupt or truncated gzip ({e}); test it with gzip -t, then "
+                "compress or copy it again"
+            ) from None
+
+
 def detect_units_only(path: Path) -> bool:
     """Whether a file holds units-only lines (fairseq --hide-fname), from its first line."""
-    with open(path, "rb") as f:
+    with open_units(path) as (f, _):
         for i, line in enumerate(f):
             line = line.removeprefix(BOM) if i == 0 else line
             if line.strip():
@@ -165,7 +195,8 @@ def detect_units_only(path: Path) -> bool:
 
 
 def require_units_file(path: str | Path) -> Path:
-    """The path, if it is a UTF-8 text file; else one line saying what it is instead."""
+    """The path, if it is a UTF-8 text file (gzip-compressed or not); else one line saying
+    what it is instead."""
     path = Path(path)
     if not path.is_file():
         what = "is a directory" if path.is_dir() else "not found"
@@ -173,12 +204,24 @@ def require_units_file(path: str | Path) -> Path:
             f"{path}: units file {what}; check the dataset's train/eval paths (relative paths "
             "start where snakemake runs)"
         )
-    with open(path, "rb") as f:
+    with open_units(path) as (f, raw):
         head = f.read(4096)
+        gz = f is not raw
+    for magic, name, decompress in OTHER_COMPRESSION:
+        if re.match(magic, head):
+            raise SeqlabError(
+                f"{path}: compressed with {name}; decompress it ({decompress} {path.name}) "
+                "or compress it with gzip, which seqlab reads as it is"
+            )
     if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head:
+        convert = (
+            f"zcat {path.name} | iconv -f utf-16 -t utf-8 | gzip > {path.stem}.utf8.gz"
+            if gz
+            else f"iconv -f utf-16 -t utf-8 {path.name} > {path.stem}.utf8{path.suffix}"
+        )
         raise SeqlabError(
-            f"{path}: not UTF-8 text (UTF-16 or binary); convert it, e.g. "
-            f"iconv -f utf-16 -t utf-8 {path.name} > {path.stem}.utf8{path.suffix}"
+            f"{path}: not UTF-8 text{' inside its gzip compression' if gz else ''} "
+            f"(UTF-16 or binary); convert it, e.g. {convert}"
         )
     return path
 
@@ -188,7 +231,7 @@ def iter_text_blocks(path: str | Path, vocab_size: int) -> Iterator[TextBlock]:
     path = require_units_file(path)
     units_only = detect_units_only(path)
     line0, carry, done = 1, b"", 0
-    with open(path, "rb") as f:
+    with open_units(path) as (f, on_disk):
         while True:
             raw = f.read(BLOCK_BYTES)
             if done == 0 and not carry:
@@ -201,7 +244,7 @@ def iter_text_blocks(path: str | Path, vocab_size: int) -> Iterator[TextBlock]:
             data, carry = data[:cut], data[cut:]
             done += len(data)
             if data:
-                yield _block(data, line0, path, vocab_size, units_only, done)
+                yield _block(data, line0, path, vocab_size, units_only, on_disk.tell())
                 line0 += data.count(b"\n")
             if not raw:
                 return

@@ -79,6 +79,10 @@ def test_gpt2_trial_exports_to_the_same_logits(
         assert got.dtype == torch.float32 and got.shape == want.shape == (4, 24, 66)
         assert (got - want).abs().max().item() < 1e-5, attn
 
+    lost = export_hf(str(trial), str(tmp_path / "hf2"), "--manifest", str(tmp_path / "nope.json"))
+    assert lost.returncode == 1 and len(lost.stderr.strip().splitlines()) == 1
+    assert "nope.json: the trial's dataset manifest not found (for its BOS/EOS ids)" in lost.stderr
+    assert not (tmp_path / "hf2").exists()
     before = (out / "model.safetensors").read_bytes()
     again = export_hf(str(trial), str(out))  # a used directory: refused, left as it was
     assert again.returncode == 1 and "not an empty directory" in again.stderr
@@ -92,8 +96,8 @@ def test_lstm_trial_is_refused_in_one_line(unit_manifest: Path, tmp_path: Path) 
     r = export_hf(str(trial), str(out))
     assert r.returncode == 1
     assert r.stderr.strip().splitlines() == [
-        f"error: {trial}: a lstm trial; export-hf writes GPT-2 trials only (Hugging Face's "
-        "GPT2LMHeadModel has no equivalent for it)"
+        f"error: {trial}: its model is lstm, not gpt2; export-hf writes GPT-2 trials only "
+        "(as Hugging Face's GPT2LMHeadModel)"
     ]
     assert not out.exists() and not list(tmp_path.glob(".hf.partial-*"))
 

@@ -104,10 +104,11 @@ def _export_hf(args: argparse.Namespace) -> int:
     if not isinstance(model, GPT):
         arch = (ck.get("model_config") or {}).get("arch")
         raise SeqlabError(
-            f"{trial}: a {arch} trial; export-hf writes GPT-2 trials only "
-            "(Hugging Face's GPT2LMHeadModel has no equivalent for it)"
+            f"{trial}: its model is {arch}, not gpt2; export-hf writes GPT-2 trials only "
+            "(as Hugging Face's GPT2LMHeadModel)"
         )
-    manifest = args.manifest or read_json(trial / "config.json")["data"]["manifest"]
+    trial_config = ck.get("trial") or read_json(trial / "config.json")  # what the trial ran
+    manifest = args.manifest or trial_config.get("data", {}).get("manifest", "(none)")
     if not Path(manifest).is_file():
         raise SeqlabError(
             f"{manifest}: the trial's dataset manifest not found (for its BOS/EOS ids); "

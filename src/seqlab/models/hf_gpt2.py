@@ -80,10 +80,12 @@ def hf_tensors(model: GPT) -> dict[str, torch.Tensor]:
 
 
 def write_hf_gpt2(model: GPT, out_dir: str | Path, bos: int | None, eos: int | None) -> None:
-    """config.json and model.safetensors into `out_dir` (which the caller makes and owns)."""
-    from safetensors.torch import save_file
+    """config.json and model.safetensors into `out_dir` (which the caller makes and owns).
+    The tensors are serialised in memory and written as any file (safetensors' save_file
+    would make the file readable by its owner only)."""
+    from safetensors.torch import save
 
     out_dir = Path(out_dir)
     config = hf_config(model, bos, eos)
     (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    save_file(hf_tensors(model), out_dir / "model.safetensors", metadata={"format": "pt"})
+    (out_dir / "model.safetensors").write_bytes(save(hf_tensors(model), {"format": "pt"}))

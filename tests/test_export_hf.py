@@ -47,9 +47,8 @@ def trained_trial(manifest: Path, trial_dir: Path, model: dict) -> Path:
     ids=["bias", "no-bias-padded"],
 )
 def test_gpt2_trial_exports_to_the_same_logits(
-    unit_manifest: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shape: dict
+    unit_manifest: Path, tmp_path: Path, shape: dict
 ) -> None:
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # nothing may download
     model_cfg = {"arch": "gpt2", "n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 24}
     trial = trained_trial(unit_manifest, tmp_path / "trial", {**model_cfg, **shape})
     out = tmp_path / "hf"
@@ -69,7 +68,11 @@ def test_gpt2_trial_exports_to_the_same_logits(
         assert load_file(out / "model.safetensors")["transformer.wte.weight"].shape[0] == 66
 
     for attn in ("eager", "sdpa"):
-        hf = transformers.GPT2LMHeadModel.from_pretrained(out, attn_implementation=attn).eval()
+        hf = transformers.GPT2LMHeadModel.from_pretrained(
+            out,
+            attn_implementation=attn,
+            local_files_only=True,  # nothing may download
+        ).eval()
         assert hf.config.bos_token_id == man["bos"]
         assert hf.lm_head.weight.data_ptr() == hf.transformer.wte.weight.data_ptr()  # tied
         g = torch.Generator().manual_seed(0)
@@ -118,7 +121,7 @@ def test_every_weight_and_setting_maps_where_init_scale_weights_hide_it(tmp_path
         for p in ours.parameters():
             p.normal_(0.0, 0.5)
     write_hf_gpt2(ours, tmp_path, bos=8, eos=9)
-    hf = transformers.GPT2LMHeadModel.from_pretrained(tmp_path).eval()
+    hf = transformers.GPT2LMHeadModel.from_pretrained(tmp_path, local_files_only=True).eval()
     idx = torch.randint(0, 10, (3, 16), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         want, got = ours(idx), hf(idx).logits

@@ -110,7 +110,7 @@ def child_ingest(work: Path) -> dict:
 def child_trial(work: Path, t_start: float) -> dict:
     import torch
 
-    from seqlab.train.config import TrainConfig
+    from seqlab.config import TrainConfig, from_dict
     from seqlab.train.loop import train
     from seqlab.train.tasks import build_task
 
@@ -123,7 +123,7 @@ def child_trial(work: Path, t_start: float) -> dict:
     data = {"dataset": "scale", "manifest": str(work / "ds" / "manifest.json")}
     trial = {"experiment": "scale", "run": "base", "seed": 0, "task": "unit_lm", "train": cfg,
              "data": data}  # fmt: skip
-    task = build_task(trial, TrainConfig.from_dict(cfg), torch.device("cpu"))
+    task = build_task(trial, from_dict(TrainConfig, cfg, "train"), torch.device("cpu"))
     task.train_batch(0)
     startup = time.perf_counter() - t_start
     shutil.rmtree(work / "trial", ignore_errors=True)

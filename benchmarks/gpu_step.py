@@ -34,8 +34,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from seqlab.config import Augment
 from seqlab.models import ARCHS, GPTConfig, estimate_flops_per_token
-from seqlab.train.augment import Augment, augment
+from seqlab.train.augment import augment
 from seqlab.train.optim import apply_update, build_optimizer
 from seqlab.train.precision import (
     Precision,

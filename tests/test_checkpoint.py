@@ -12,9 +12,9 @@ import pytest
 import torch
 from conftest import PYTHON, ROOT, curves, tiny_trial
 
+from seqlab.config import TrainConfig, from_dict
 from seqlab.io import SeqlabError, atomic_write, write_json
 from seqlab.train.checkpoint import CorruptCheckpoint, load_checkpoint, save_checkpoint
-from seqlab.train.config import TrainConfig
 from seqlab.train.logbook import read_log
 from seqlab.train.loop import Preempted, train
 from seqlab.train.tasks import UnitLMTask
@@ -115,7 +115,7 @@ def test_corrupt_best_never_labels_other_weights(unit_manifest: Path, tmp_path: 
     assert "best_lost" in [e.get("event") for e in read_log(tmp_path)]
     ck = load_checkpoint(tmp_path / "model.pt")
     assert ck["step"] == m["best_step"] and ck["eval"]["eval_loss"] == m["best"]
-    cfg = TrainConfig.from_dict(trial["train"])
+    cfg = from_dict(TrainConfig, trial["train"])
     task = UnitLMTask(trial["data"], cfg, 0, torch.device("cpu"))
     from seqlab.models import build_model
 

@@ -16,10 +16,9 @@ import pytest
 import yaml
 from conftest import PYTHON, ROOT, TINY_DATASET, TINY_TRAIN
 
-from seqlab.config import PARAMS_MODELS, BinChecks, NeuralChecks, Train, UnitChecks
-from seqlab.config_load import ConfigError, load_yaml, problems, validate_config
+from seqlab.config import TrainConfig, UnitChecks, from_dict
+from seqlab.config_load import ConfigError, load_yaml, parse, problems, validate_config
 from seqlab.io import SeqlabError
-from seqlab.train.config import GuardConfig, TrainConfig
 
 
 def base() -> dict[str, Any]:
@@ -197,7 +196,9 @@ def test_defaults_are_filled_and_checks_accepted_for_every_unit_kind() -> None:
     out = validate_config(cfg)
     assert out["datasets"]["txt"]["checks"]["max_listed"] == 2
     assert out["datasets"]["shards"]["checks"]["window"] == 500
-    assert out["datasets"]["tiny"]["checks"] == UnitChecks().model_dump(exclude_none=True)
+    assert out["datasets"]["tiny"]["checks"] == {
+        k: v for k, v in dataclasses.asdict(UnitChecks()).items() if v is not None
+    }
     x = out["experiments"]["a"]
     assert x["seeds"] == [0] and x["pack"] == 1 and "eval_resources" not in x
     assert x["train"]["guard"]["lr_floor"] == 0.0 and x["train"]["schedule"]["warmup"] == 0
@@ -222,46 +223,21 @@ def test_duplicate_key_and_invalid_yaml_name_file_and_line(tmp_path: Path) -> No
     assert load_yaml(p)["b"] == {"max_steps": 10, "optim": {"lr": 1}}
 
 
-def test_library_entry_points_use_the_typed_models() -> None:
-    """TrainConfig.from_dict (the loop's) and the parameter dataclasses delegate to the models:
-    same fields, same defaults, so the config layer and the library cannot drift apart."""
-    tc = TrainConfig.from_dict({"optim": {"name": "sgd", "lr": 0.1}}, where="t")
-    assert tc.optim["momentum"] == 0.0 and tc.augment["white_noise"] == 0.0
-    assert dataclasses.asdict(tc.guard) == Train().guard.model_dump()
+def test_library_entry_points_take_the_config_dataclasses() -> None:
+    """The loop's TrainConfig is the config's block: a validated dict rebuilds it with every
+    default filled and nested blocks typed; a key the block lacks is named, not dropped."""
+    tc = parse(TrainConfig, {"optim": {"name": "sgd", "lr": 0.1}}, "t")
+    assert tc.optim.momentum == 0.0 and tc.augment.white_noise == 0.0
+    assert from_dict(TrainConfig, dataclasses.asdict(tc), "t") == tc
     with pytest.raises(SeqlabError, match=r"^t\.optim\.lr: must be > 0\.0 \(got 0\)$"):
-        TrainConfig.from_dict({"optim": {"name": "sgd", "lr": 0}}, where="t")
-    guard_keys = list(type(Train().guard).model_fields)
-    assert [f.name for f in dataclasses.fields(GuardConfig)] == guard_keys
-    from seqlab.data import checks, ingest, neural, swuggy_sets, synthetic_neural, token_bins
-    from seqlab.data import synthetic_units as su
-    from seqlab.eval import swuggy
-
-    mods = (su, ingest, token_bins, swuggy_sets, synthetic_neural, swuggy)
-    classes = {n: getattr(m, n) for m in mods for n in PARAMS_MODELS if hasattr(m, n)}
-    classes |= {"CheckParams": checks.CheckParams, "BinCheckParams": token_bins.BinCheckParams,
-                "NeuralCheckParams": neural.NeuralCheckParams}  # fmt: skip
-    models = {**PARAMS_MODELS, "CheckParams": UnitChecks, "BinCheckParams": BinChecks,
-              "NeuralCheckParams": NeuralChecks}  # fmt: skip
-    assert set(classes) == set(models)
-    for name, cls in classes.items():
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        model_fields = {k: v for k, v in models[name].model_fields.items()
-                        if k not in ("kind", "checks", "set")}  # fmt: skip
-        assert set(fields) == set(model_fields), name
-        for key, f in fields.items():
-            default = (
-                f.default_factory() if f.default_factory is not dataclasses.MISSING else (f.default)
-            )
-            want = model_fields[key].get_default(call_default_factory=True)
-            if not model_fields[key].is_required():
-                assert default == want or want is None, (name, key, default, want)
+        parse(TrainConfig, {"optim": {"name": "sgd", "lr": 0}}, "t")
+    with pytest.raises(SeqlabError, match=r"^t\.guard\.min_lr: unknown key; .*keys: enabled, "):
+        from_dict(TrainConfig, {"guard": {"min_lr": 0.1}}, "t")
 
 
 def test_every_key_is_documented() -> None:
     """config/README.md names every key of every model (so the reference cannot fall behind)."""
     import typing
-
-    from pydantic import BaseModel
 
     from seqlab.config import Config
 
@@ -270,14 +246,14 @@ def test_every_key_is_documented() -> None:
     missing = []
 
     def walk(ann: Any) -> None:
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
+        if dataclasses.is_dataclass(ann):
             if ann in seen:
                 return
             seen.add(ann)
-            for name, f in ann.model_fields.items():
+            for name, f in typing.get_type_hints(ann, include_extras=True).items():
                 if f"`{name}`" not in doc and f"`{name}:" not in doc:
                     missing.append(f"{ann.__name__}.{name}")
-                walk(f.annotation)
+                walk(f)
         for arg in typing.get_args(ann):
             walk(arg)
 

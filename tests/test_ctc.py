@@ -12,12 +12,12 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from seqlab.config import Augment, TrainConfig, from_dict
 from seqlab.data.prepare import prepare_dataset
 from seqlab.eval.per import write_per
 from seqlab.models import build_model
 from seqlab.train.checkpoint import load_checkpoint
-from seqlab.train.config import TrainConfig
-from seqlab.train.ctc import Augment, CTCTask, augment
+from seqlab.train.ctc import CTCTask, augment
 from seqlab.train.loop import Preempted, train
 from seqlab.train.tasks import TASKS
 
@@ -184,7 +184,7 @@ def test_resume_is_bitwise(neural_manifest: Path, tmp_path: Path) -> None:
 
 def test_augmentation_is_seeded_and_train_mode_only(neural_manifest: Path) -> None:
     trial = ctc_trial(neural_manifest)
-    cfg = TrainConfig.from_dict(trial["train"])
+    cfg = from_dict(TrainConfig, trial["train"])
     task = CTCTask(trial["data"], cfg, 0, torch.device("cpu"))
     b1, b2 = task.train_batch(3), task.train_batch(3)
     assert torch.equal(b1["x"], b2["x"]) and b1["aug_seed"] == b2["aug_seed"]
@@ -225,4 +225,4 @@ def test_model_day_sizes_come_from_the_data(neural_manifest: Path) -> None:
     trial = ctc_trial(neural_manifest)
     trial["train"]["model"]["n_days"] = 1
     with pytest.raises(Exception, match="n_days: 1, but the data has 2"):
-        CTCTask(trial["data"], TrainConfig.from_dict(trial["train"]), 0, torch.device("cpu"))
+        CTCTask(trial["data"], from_dict(TrainConfig, trial["train"]), 0, torch.device("cpu"))

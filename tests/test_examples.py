@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from seqlab.config import json_schema
-from seqlab.config_load import load_yaml, validate_config
+from seqlab.config import TrainConfig, from_dict
+from seqlab.config_load import json_schema, load_yaml, parse, validate_config
 from seqlab.grid import expand_runs, resolve_trial
-from seqlab.train.config import TrainConfig
 
 CONFIGS = [ROOT / "config" / "config.yaml", *sorted((ROOT / "config" / "examples").glob("*.yaml"))]
 
@@ -28,9 +27,9 @@ def test_config_is_valid_and_every_trial_resolves(path: Path) -> None:
         assert runs
         for run in runs:
             trial = resolve_trial(name, exp, run, exp["seeds"][0], {"manifest": "-"})
-            tc = TrainConfig.from_dict(trial["train"], where=f"{path.name}:{name}.{run}")
-            assert tc.model["arch"] == exp["train"]["model"]["arch"]
-            assert "lr_floor" in vars(tc.guard) and "warmup" in tc.schedule
+            tc = parse(TrainConfig, trial["train"], f"{path.name}:{name}.{run}")
+            assert from_dict(TrainConfig, trial["train"]) == tc  # what the loop rebuilds
+            assert tc.model.arch == exp["train"]["model"]["arch"]
 
 
 def test_shipped_configs_cover_every_dataset_kind_and_arch() -> None:

@@ -17,11 +17,11 @@ from test_ctc import ctc_trial
 from test_neural import baseline_pickle
 from test_precision import lm_trial
 
+from seqlab.config import TrainConfig, from_dict
 from seqlab.data.prepare import prepare_dataset
 from seqlab.data.token_bins import write_bin
 from seqlab.train import distributed
 from seqlab.train.augment import augment
-from seqlab.train.config import TrainConfig
 from seqlab.train.loop import Run, train
 from seqlab.train.optim import set_lr
 
@@ -79,7 +79,7 @@ def _updates(run: Run, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
 )
 def test_steady_state_steps_do_not_sync(task: str, trials: dict, tmp_path: Path) -> None:
     trial = trials[task]
-    cfg = TrainConfig.from_dict(trial["train"])
+    cfg = from_dict(TrainConfig, trial["train"])
     dd, device = distributed.setup("cuda")
     run = Run(trial, cfg, dd, device, tmp_path, quiet)
     assert run.skip_on_device  # the fused optimizer takes the found_inf flag
@@ -100,7 +100,7 @@ def test_ctc_step_but_the_loss_does_not_sync(trials: dict, tmp_path: Path) -> No
     augmentation drawn on the device, the day layers, the GRU and the backward never wait; a
     sync that our code adds here fails even while torch's own one remains."""
     trial = trials["ctc"]
-    run = Run(trial, TrainConfig.from_dict(trial["train"]), *distributed.setup("cuda"),
+    run = Run(trial, from_dict(TrainConfig, trial["train"]), *distributed.setup("cuda"),
               tmp_path, quiet)  # fmt: skip
     run.model.train()
     _updates(run, 3)  # warm-up, as above
@@ -119,7 +119,7 @@ def test_ctc_step_but_the_loss_does_not_sync(trials: dict, tmp_path: Path) -> No
 
 def test_non_finite_update_is_skipped_on_the_device(trials: dict, tmp_path: Path) -> None:
     trial = trials["lstm"]
-    run = Run(trial, TrainConfig.from_dict(trial["train"]), *distributed.setup("cuda"),
+    run = Run(trial, from_dict(TrainConfig, trial["train"]), *distributed.setup("cuda"),
               tmp_path, quiet)  # fmt: skip
     run.model.train()
     _updates(run, 2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from seqlab.train.config import GuardConfig
+from seqlab.config import GuardConfig
 from seqlab.train.guard import StabilityGuard
 
 NAN, INF = math.nan, math.inf

@@ -193,8 +193,10 @@ def test_auto_resumes_only_checkpoints_of_the_mode_it_resolves_to(
 
 
 def test_auto_is_a_valid_precision_in_the_typed_config() -> None:
-    from seqlab.config import Train
+    from seqlab.config import TrainConfig
+    from seqlab.config_load import parse
+    from seqlab.io import SeqlabError
 
-    assert Train(precision="auto").precision == "auto"
-    with pytest.raises(ValueError, match="precision"):
-        Train(precision="bf16")
+    assert parse(TrainConfig, {"precision": "auto"}, "train").precision == "auto"
+    with pytest.raises(SeqlabError, match="precision"):
+        parse(TrainConfig, {"precision": "bf16"}, "train")

@@ -11,11 +11,11 @@ import pytest
 import torch
 from conftest import markov_utterances, tiny_trial
 
+from seqlab.config import TrainConfig, from_dict
 from seqlab.data.shards import Manifest
 from seqlab.data.store import StoreSplit, StoreWriter, open_split
 from seqlab.data.units import StoreBatches, token_stream
 from seqlab.io import SeqlabError
-from seqlab.train.config import TrainConfig
 from seqlab.train.tasks import UnitLMTask
 
 
@@ -63,7 +63,7 @@ def test_token_ids_key_and_older_manifests(tmp_path: Path, unit_manifest: Path) 
     older = shutil.copytree(unit_manifest.parent, tmp_path / "older") / "manifest.json"
     older.write_text(json.dumps({("n_tokens" if k == "n_token_ids" else k): v
                                  for k, v in data.items()}))  # fmt: skip
-    cfg = TrainConfig.from_dict(tiny_trial(older)["train"])
+    cfg = from_dict(TrainConfig, tiny_trial(older)["train"])
     task = UnitLMTask({"manifest": str(older)}, cfg, 0, torch.device("cpu"))
     assert task.vocab_size == data["vocab_size"] + 2
 
@@ -141,11 +141,11 @@ def test_same_batches_as_reference(unit_manifest: Path, seq_len: int, batch_size
 
 
 def test_seq_len_longer_than_corpus_says_so(unit_manifest: Path) -> None:
-    from seqlab.train.config import TrainConfig
+    from seqlab.config import TrainConfig, from_dict
     from seqlab.train.tasks import build_task
 
     trial = {"task": "unit_lm", "seed": 0, "data": {"manifest": str(unit_manifest)}}
-    cfg = TrainConfig.from_dict({"seq_len": 10**7, "batch_size": 1})
+    cfg = from_dict(TrainConfig, {"seq_len": 10**7, "batch_size": 1})
     with pytest.raises(SeqlabError, match="fewer than one sequence of seq_len 10000000") as e:
         build_task(trial, cfg, torch.device("cpu"))
     assert "batch_size" not in str(e.value)

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from seqlab.config import TrainConfig, from_dict
 from seqlab.data.checks import run_checks
 from seqlab.data.prepare import prepare_dataset
 from seqlab.data.token_bins import EOT, decode_bytes, encode_bytes, read_bin, write_bin
 from seqlab.data.world import World, WorldParams, stream_rng
 from seqlab.io import SeqlabError
-from seqlab.train.config import TrainConfig
 from seqlab.train.text_lm import TextLMTask
 
 SMALL = {"kind": "synthetic_text_bins", "seed": 5, "lexicon_size": 200,
@@ -81,7 +81,7 @@ def test_split_sizes_fail_on_a_tiny_val(tmp_path: Path) -> None:
 
 
 def _task(bins: Path, seed: int) -> TextLMTask:
-    cfg = TrainConfig.from_dict({"model": {"arch": "gpt2"}, "batch_size": 4, "seq_len": 16,
+    cfg = from_dict(TrainConfig, {"model": {"arch": "gpt2"}, "batch_size": 4, "seq_len": 16,
                                  "eval_batches": 2})  # fmt: skip
     return TextLMTask({"manifest": str(bins / "manifest.json")}, cfg, seed, torch.device("cpu"))
 

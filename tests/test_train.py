@@ -13,6 +13,8 @@ import torch
 from conftest import PYTHON, ROOT, curves, tiny_trial
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from seqlab.config import TrainConfig
+from seqlab.config_load import parse
 from seqlab.io import SeqlabError, read_json
 from seqlab.train.checkpoint import load_checkpoint, save_checkpoint
 from seqlab.train.logbook import read_log
@@ -338,9 +340,10 @@ def test_spike_rolls_back_a_bounded_number_of_times(
     assert m["n_lr_cuts"] == 2 and m["stop_reason"] == "max_steps" and m["steps"] == 12
 
 
-def test_zero_interval_is_one_clear_error(unit_manifest: Path, tmp_path: Path) -> None:
+def test_zero_interval_is_one_clear_error_when_the_config_loads(unit_manifest: Path) -> None:
+    """Values are checked once, at load (seqlab.config_load), before any trial starts."""
     with pytest.raises(SeqlabError, match=r"train\.eval_interval: must be >= 1 \(got 0\)"):
-        train(tiny_trial(unit_manifest, eval_interval=0), tmp_path, echo=quiet)
+        parse(TrainConfig, tiny_trial(unit_manifest, eval_interval=0)["train"], "train")
 
 
 def test_log_is_on_disk_while_the_trial_runs_and_resume_continues_it(

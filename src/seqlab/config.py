@@ -1,109 +1,135 @@
-"""The typed config: every dataset kind, experiment, training and evaluation key, validated once.
+"""The shape of the config: one dataclass per block, its defaults in its fields, nothing else.
 
-pydantic v2 rather than dataclasses with a hand-written validator, because it gives for free
-what the hand-written checkers each did partly: discriminated unions (a dataset's `kind`, a
-model's `arch`) validate against the one chosen variant instead of reporting every
-alternative; every error carries its exact location, which becomes the dotted key of the one
-line we print; strict types refuse what YAML 1.1 silently reads as a string (`lr: 1e-3`); and
-the JSON schema of the config is generated from the same models (`python -m seqlab.config`).
-
-`validate_config` (in seqlab.config_load) is the entry point; the Snakefile calls it once.
-The models live here; the library's parameter dataclasses delegate to `check_params`.
+The library (data, models, train) uses these dataclasses as they are, with no pydantic import
+(the GPU benchmark runs on a machine without it). seqlab.config_load validates a config file
+against them with pydantic (TypeAdapter; limits through the `Bound` markers, unknown keys
+refused through `__pydantic_config__`), once, when the config loads; `from_dict` rebuilds
+them from a block that was validated there (a trial's config.json). The JSON schema of the
+config comes from the same dataclasses: `python -m seqlab.config`.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Annotated, Any, Literal
-
-from pydantic import BaseModel, Field, field_validator, model_validator
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal, TypeVar
 
 from seqlab.config_datasets import (  # noqa: F401 (re-exported: one import for the config)
     DATASET_KINDS,
     SWUGGY_KINDS,
     TASK_KINDS,
     BinChecks,
+    Bool,
+    Bound,
     Dataset,
+    Float,
     NeuralChecks,
     NonNeg,
     NonNegF,
     Pos,
     PosF,
+    Rate,
     Strict,
+    Tagged,
     UnitChecks,
 )
 from seqlab.io import SeqlabError
 
-Rate = Annotated[float, Field(ge=0.0, lt=1.0)]  # dropout, betas
 PRECISIONS = ("fp32", "amp_bf16", "bf16_pure", "amp_fp16", "fp16_naive", "auto")
+Device = Annotated[str, Bound(pattern=r"^(auto|cpu|cuda(:\d+)?)$")]
+T = TypeVar("T")
 
 
-# -- training ----------------------------------------------------------------------------------
-class LSTM(Strict):
-    """seqlab.models.lstm.LSTMConfig; vocab_size comes from the data."""
-
-    arch: Literal["lstm"]
+# -- models: a `model:` block; its Config adds the vocabulary size, which the data gives -------
+@dataclass
+class LSTMModel(Strict):
+    arch: Literal["lstm"] = "lstm"
     n_embd: Pos = 256
     hidden: Pos = 256
     n_layer: Pos = 2
-    dropout: Rate = 0.0
+    dropout: Rate = 0.0  # between LSTM layers and before the output layer
 
 
-class GPT2(Strict):
-    """seqlab.models.gpt2.GPTConfig; vocab_size comes from the data."""
-
-    arch: Literal["gpt2"]
-    block_size: Pos = 128
+@dataclass
+class GPTModel(Strict):
+    arch: Literal["gpt2"] = "gpt2"
+    block_size: Pos = 128  # longest sequence (size of the position embedding)
     n_layer: Pos = 2
     n_head: Pos = 4
     n_embd: Pos = 256
     dropout: Rate = 0.0
-    bias: bool = True
-    pad_vocab_multiple: Pos = 1
+    bias: Bool = True  # biases in Linear and LayerNorm layers, as GPT-2
+    pad_vocab_multiple: Pos = 1  # 64 for GPT-2's tokenizer: 50257 -> 50304
 
-    @model_validator(mode="after")
-    def _heads(self) -> GPT2:
+    def __post_init__(self) -> None:
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd {self.n_embd} is not divisible by n_head {self.n_head}")
-        return self
 
 
-class GRUCTC(Strict):
-    """seqlab.models.gru_ctc.GRUCTCConfig; vocab_size, n_features and n_days come from the
-    data (n_days may be set larger, n_features only to the data's value)."""
-
-    arch: Literal["gru_ctc"]
-    n_features: Pos | None = None
-    n_days: Pos | None = None
-    hidden: Pos = 1024
-    n_layer: Pos = 5
-    bidirectional: bool = True
-    dropout: Rate = 0.4
-    input_dropout: Rate = 0.0
-    layer_norm: bool = False
-    kernel_len: Pos = 32
-    stride_len: Pos = 4
-    smooth: bool = True
-    smooth_width: Pos = 2
-    smooth_kernel: Pos = 20
+@dataclass
+class GRUCTCModel(Strict):
+    arch: Literal["gru_ctc"] = "gru_ctc"
+    n_features: Pos | None = None  # None: the data's (128 crossings + 128 spike power)
+    n_days: Pos | None = None  # None: the data's (one input layer per day; may be set larger)
+    hidden: Pos = 1024  # GRU units (baseline nUnits)
+    n_layer: Pos = 5  # GRU layers (baseline nLayers)
+    bidirectional: Bool = True
+    dropout: Rate = 0.4  # between GRU layers (baseline dropout)
+    input_dropout: Rate = 0.0  # on the day layer's output
+    layer_norm: Bool = False  # LayerNorm on the GRU output
+    kernel_len: Pos = 32  # unfold window in 20 ms bins
+    stride_len: Pos = 4  # unfold stride: one output frame per 80 ms
+    smooth: Bool = True  # Gaussian smoothing of the input over time
+    smooth_width: Pos = 2  # its sd in bins (baseline gaussianSmoothWidth 2.0)
+    smooth_kernel: Pos = 20  # its taps (baseline: 20)
 
 
-Model = Annotated[LSTM | GPT2 | GRUCTC, Field(discriminator="arch")]
+@dataclass
+class LSTMConfig(LSTMModel):
+    vocab_size: int = 258  # set from the data by build_model: 256 units + BOS + EOS
 
 
+@dataclass
+class GPTConfig(GPTModel):
+    vocab_size: int = 258  # the real vocabulary, set from the data by build_model
+
+    @property
+    def padded_vocab_size(self) -> int:
+        m = self.pad_vocab_multiple
+        return (self.vocab_size + m - 1) // m * m
+
+
+@dataclass
+class GRUCTCConfig(GRUCTCModel):
+    n_features: int = 256  # set from the data: 128 threshold crossings + 128 spike power
+    n_days: int = 1  # set from the data: one input layer per recording day
+    vocab_size: int = 41  # set from the data: 40 phonemes (39 ARPAbet + SIL) + blank
+
+
+ModelBlock = Annotated[LSTMModel | GPTModel | GRUCTCModel, Tagged("arch")]
+
+
+# -- training ----------------------------------------------------------------------------------
+@dataclass
 class Optim(Strict):
     """seqlab.train.optim.build_optimizer; keys that do not apply to `name` are ignored."""
 
-    name: Literal["adam", "adamw", "sgd"]
-    lr: PosF
-    betas: Annotated[list[Rate], Field(min_length=2, max_length=2)] = [0.9, 0.999]
+    name: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: PosF = 1e-3
+    betas: Annotated[list[Rate], Bound(min_length=2, max_length=2)] = field(
+        default_factory=lambda: [0.9, 0.999]
+    )
     eps: NonNegF = 1e-8
     weight_decay: NonNegF = 0.0
-    momentum: NonNegF = 0.0
-    decay_2d_only: bool = False
-    fused: bool | None = None  # None: auto (on when every parameter is on CUDA)
+    momentum: NonNegF = 0.0  # sgd
+    decay_2d_only: Bool = False  # nanoGPT's split: no decay on biases and LayerNorm gains
+    fused: Bool | None = None  # None: auto (on when every parameter is on CUDA)
 
 
+@dataclass
 class Schedule(Strict):
     """seqlab.train.optim.lr_at."""
 
@@ -113,6 +139,7 @@ class Schedule(Strict):
     min_lr: NonNegF = 0.0  # the schedule's end (cosine, linear) or floor (inverse_sqrt)
 
 
+@dataclass
 class Augment(Strict):
     """Task ctc's data augmentation (seqlab.train.augment)."""
 
@@ -122,62 +149,64 @@ class Augment(Strict):
     time_mask_max: NonNeg = 0
 
 
-class Guard(Strict):
-    """The stability guard (seed 003's adaptive LR, seed 004's roll back)."""
+@dataclass
+class GuardConfig(Strict):
+    """The stability guard: the adaptive LR cut of the hand-run GRU study, and the roll back
+    to the last good checkpoint on a loss spike of the hand-run GPT-2 study."""
 
-    enabled: bool = True
+    enabled: Bool = True
     gnorm_threshold: NonNegF = 0.0  # cut the LR when the grad norm exceeds this (0 = off)
-    max_skips: Pos = 3  # consecutive skipped (non-finite) updates that also cut the LR
+    max_skips: Pos = 3  # this many consecutive skipped (non-finite) updates also cut the LR
     spike_factor: NonNegF = 0.0  # loss > factor x recent mean -> roll back (0 = off)
-    spike_window: Pos = 20
-    lr_cut: Annotated[float, Field(gt=0.0, le=1.0)] = 0.8
-    lr_floor: NonNegF = 0.0  # the guard never cuts the LR below this
-    max_cuts: NonNeg = 5
-    max_rollbacks: NonNeg = 3
+    spike_window: Pos = 20  # steps in the recent-loss mean used by spike detection
+    lr_cut: Annotated[float, Bound(strict=True, gt=0.0, le=1.0)] = 0.8  # LR x this per cut
+    lr_floor: NonNegF = 0.0  # never cut below this LR (nor lift the schedule above its own)
+    max_cuts: NonNeg = 5  # at most this many cuts per trial
+    max_rollbacks: NonNeg = 3  # at most this many roll-backs per trial, then spikes are logged
 
 
-class Train(Strict):
-    """An experiment's `train:` block (seqlab.train.config.TrainConfig)."""
+@dataclass
+class TrainConfig(Strict):
+    """An experiment's `train:` block: everything the loop needs."""
 
-    model: Model = Field(default_factory=lambda: LSTM(arch="lstm"))
-    optim: Optim = Field(default_factory=lambda: Optim(name="adam", lr=1e-3))
-    schedule: Schedule = Field(default_factory=Schedule)
-    max_steps: Pos = 100
-    batch_size: Pos = 32
-    seq_len: Pos = 128
-    grad_accum: Pos = 1
-    grad_clip: NonNegF = 0.0
+    model: ModelBlock = field(default_factory=LSTMModel)
+    optim: Optim = field(default_factory=Optim)
+    schedule: Schedule = field(default_factory=Schedule)
+    max_steps: Pos = 100  # optimizer steps
+    batch_size: Pos = 32  # sequences per micro-batch (per device under DDP)
+    seq_len: Pos = 128  # tokens per sequence (inputs; targets are shifted by one)
+    grad_accum: Pos = 1  # micro-batches per optimizer step
+    grad_clip: NonNegF = 0.0  # max global grad norm (0 = no clipping)
     precision: Literal[PRECISIONS] = "fp32"  # type: ignore[valid-type]
-    eval_interval: Pos = 50
-    eval_batches: NonNeg = 0
-    ckpt_interval: Pos = 50
-    log_interval: Pos = 10
-    patience: NonNeg = 0
-    min_delta: NonNegF = 0.0
-    milestones: list[Pos] = Field(default_factory=lambda: [40, 100, 1000])
-    keep_steps: list[NonNeg] = Field(default_factory=list)
-    init_from: Annotated[str, Field(min_length=1)] | None = None
-    threads: Pos = 1
-    device: Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?)$")] = "auto"
-    compile: bool = False
-    tf32: bool = False
-    augment: Augment = Field(default_factory=Augment)
-    guard: Guard = Field(default_factory=Guard)
+    eval_interval: Pos = 50  # evaluate every N steps (and at milestones and the last step)
+    eval_batches: NonNeg = 0  # batches of the eval split per evaluation (0 = all of it)
+    ckpt_interval: Pos = 50  # write a resumable checkpoint every N steps
+    log_interval: Pos = 10  # one log line / log.jsonl record every N steps
+    patience: NonNeg = 0  # early stop after N evaluations without improvement (0 = off)
+    min_delta: NonNegF = 0.0  # an improvement must beat the best by more than this
+    milestones: list[Pos] = field(default_factory=lambda: [40, 100, 1000])
+    keep_steps: list[NonNeg] = field(default_factory=list)  # also keep ckpt/step{N}.pt
+    init_from: Annotated[str, Bound(min_length=1)] | None = None  # start from these weights
+    threads: Pos = 1  # torch intra-op threads (1 per job beats 2 threads in one job)
+    device: Device = "auto"
+    compile: Bool = False  # torch.compile the model
+    tf32: Bool = False  # let fp32 matmuls/convs use TF32 on CUDA (nanoGPT: on); in metrics
+    augment: Augment = field(default_factory=Augment)  # task ctc
+    guard: GuardConfig = field(default_factory=GuardConfig)
 
-    @model_validator(mode="after")
-    def _warmup_fits(self) -> Train:
+    def __post_init__(self) -> None:
         s = self.schedule
         if s.name in ("cosine", "linear") and s.warmup > self.max_steps:
             raise ValueError(f"schedule.warmup: {s.warmup} exceeds max_steps {self.max_steps}")
-        if isinstance(self.model, GPT2) and self.seq_len > self.model.block_size:
+        if isinstance(self.model, GPTModel) and self.seq_len > self.model.block_size:
             raise ValueError(
                 f"seq_len: {self.seq_len} exceeds model.block_size {self.model.block_size} "
                 "(GPT-2's learned positions); raise block_size or lower seq_len"
             )
-        return self
 
 
 # -- experiments -------------------------------------------------------------------------------
+@dataclass
 class Resources(Strict):
     """A job's resources (mapped to sbatch by the SLURM profile)."""
 
@@ -187,6 +216,7 @@ class Resources(Strict):
     runtime: Pos = 60  # minutes
 
 
+@dataclass
 class EvalResources(Strict):
     """An evaluation job's resources; a key left out takes the rules' default for scoring
     (1 GPU if the training had any, the training's threads, 4000 MB, 30 minutes)."""
@@ -197,89 +227,112 @@ class EvalResources(Strict):
     runtime: Pos | None = None  # minutes
 
 
+@dataclass
 class Plateau(Strict):
+    """The plateau rule of seqlab.report.summary: eval (or train) loss at `milestone` more
+    than `margin` above the best of the grid point's seeds."""
+
     milestone: Pos = 40
     margin: NonNegF = 0.5
     metric: Literal["eval", "train"] = "eval"
 
 
-class SwuggyEvalOpts(Strict):
-    """`eval.swuggy` minus `set` (seqlab.eval.swuggy.SwuggyEvalParams)."""
+@dataclass
+class SwuggyEval(Strict):
+    """`eval.swuggy` (seqlab.eval.swuggy.evaluate_trial); `set` is resolved by the rule."""
 
-    checkpoints: list[Literal["best", "last"] | NonNeg] = Field(default_factory=list)
-    length_normalised: bool = False
-    batch_size: Pos = 256
-    device: Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?)$")] = "auto"
+    set: str = ""  # a dataset of kind swuggy_*
+    checkpoints: list[Literal["best", "last"] | NonNeg] = field(default_factory=list)
+    length_normalised: Bool = False  # mean log-prob per predicted token instead of the sum
+    batch_size: Pos = 256  # items per forward pass
+    device: Device = "auto"  # auto: cuda when available, else cpu
     threads: Pos | None = None  # None: the experiment's train.threads
 
 
-class SwuggyEval(SwuggyEvalOpts):
-    set: str  # a dataset of kind swuggy_*
-
-
+@dataclass
 class Eval(Strict):
     swuggy: SwuggyEval | None = None
 
 
+def _unique(seeds: list[int]) -> list[int]:
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"{seeds} repeats a seed")
+    return seeds
+
+
+@dataclass(kw_only=True)
 class Experiment(Strict):
     task: Literal["unit_lm", "text_lm", "ctc"] = "unit_lm"
     dataset: str
-    seeds: Annotated[list[NonNeg], Field(min_length=1)] = Field(default_factory=lambda: [0])
-    train: Train
-    grid: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(default_factory=dict)
-    variants: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    resources: Resources = Field(default_factory=Resources)
+    seeds: Annotated[list[NonNeg], Bound(_unique, min_length=1)] = field(
+        default_factory=lambda: [0]
+    )
+    train: TrainConfig
+    grid: dict[str, Annotated[list[Any], Bound(min_length=1)]] = field(default_factory=dict)
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    resources: Resources = field(default_factory=Resources)
     eval_resources: EvalResources | None = None  # evaluation jobs; keys left out: defaults
     pack: Pos = 1  # trials per cluster submission
-    plateau: Plateau = Field(default_factory=Plateau)
-    eval: Eval = Field(default_factory=Eval)
-
-    @field_validator("seeds")
-    @classmethod
-    def _unique_seeds(cls, seeds: list[int]) -> list[int]:
-        if len(set(seeds)) != len(seeds):
-            raise ValueError(f"{seeds} repeats a seed")
-        return seeds
+    plateau: Plateau = field(default_factory=Plateau)
+    eval: Eval = field(default_factory=Eval)
 
 
+@dataclass(kw_only=True)
 class Compare(Strict):
     kind: Literal["experiments", "optimizers", "precision"] = "experiments"
-    experiments: Annotated[list[str], Field(min_length=1)]
+    experiments: Annotated[list[str], Bound(min_length=1)]
     a: str = "adam"  # kind optimizers: the pair compared
     b: str = "adamw"
 
 
+@dataclass(kw_only=True)
 class Config(Strict):
     """The whole config file."""
 
-    datasets: Annotated[dict[str, Dataset], Field(min_length=1)]
-    experiments: Annotated[dict[str, Experiment], Field(min_length=1)]
-    compare: dict[str, Compare] = Field(default_factory=dict)
+    datasets: Annotated[dict[str, Dataset], Bound(min_length=1)]
+    experiments: Annotated[dict[str, Experiment], Bound(min_length=1)]
+    compare: dict[str, Compare] = field(default_factory=dict)
 
 
-#: the library's parameter dataclasses (by name: this layer imports no library code) -> model
-PARAMS_MODELS: dict[str, type[BaseModel]] = {
-    "SyntheticUnitsParams": DATASET_KINDS["synthetic_units"],
-    "UnitsTextParams": DATASET_KINDS["units_text"],
-    "UnitsShardsParams": DATASET_KINDS["units_shards"],
-    "SyntheticTextParams": DATASET_KINDS["synthetic_text_bins"],
-    "IngestParams": DATASET_KINDS["token_bins"],
-    "SwuggySyntheticParams": DATASET_KINDS["swuggy_synthetic"],
-    "SwuggyZerospeechParams": DATASET_KINDS["swuggy_zerospeech"],
-    "SyntheticNeuralParams": DATASET_KINDS["neural_synthetic"],
-    "SwuggyEvalParams": SwuggyEvalOpts,
-}
-ARCH_MODELS: dict[str, type[BaseModel]] = {"lstm": LSTM, "gpt2": GPT2, "gru_ctc": GRUCTC}
+# -- plain dicts <-> dataclasses ---------------------------------------------------------------
+def from_dict(cls: type[T], data: Any, where: str = "config") -> T:
+    """`cls` from a plain dict that seqlab.config_load validated (a trial's config.json, a
+    resolved block), each nested block its dataclass, defaults filled. Keys are checked here,
+    values at load (with pydantic, which the library does not import)."""
+    if isinstance(data, cls):
+        return data
+    hints = typing.get_type_hints(cls)
+    known = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    for key in data:
+        if key not in known:
+            near = difflib.get_close_matches(str(key), known, n=1, cutoff=0.5)
+            hint = f"did you mean {near[0]!r}? " if near else ""
+            raise SeqlabError(f"{where}.{key}: unknown key; {hint}valid keys: {', '.join(known)}")
+    try:
+        return cls(**{k: _block(hints[k], v, f"{where}.{k}") for k, v in data.items()})
+    except (TypeError, ValueError) as e:  # a required key missing, a __post_init__ check
+        raise SeqlabError(f"{where}: {e}") from None
 
 
-def dump(model: BaseModel) -> dict[str, Any]:
-    """Plain dict with defaults filled; None (= "default/auto/from the data") left out."""
-    return model.model_dump(mode="python", exclude_none=True)
+def _block(ann: Any, value: Any, where: str) -> Any:
+    """`value` as the dataclass that `ann` names, if it names one and value is a dict."""
+    if not isinstance(value, dict):
+        return value
+    while typing.get_origin(ann) is Annotated:
+        ann = typing.get_args(ann)[0]
+    members = [a for a in typing.get_args(ann) or (ann,) if dataclasses.is_dataclass(a)]
+    for m in members:
+        tag = next((t for t in ("arch", "kind") if t in value and hasattr(m, t)), None)
+        if len(members) == 1 or (tag and getattr(m, tag) == value[tag]):
+            return from_dict(m, value, where)
+    if members:
+        raise SeqlabError(f"{where}: {value!r} is none of {[m.__name__ for m in members]}")
+    return value
 
 
 def apply_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """A deep copy of `base` with dotted `overrides` applied (each section must exist in base;
-    the key itself may be new: the typed models then say whether it is a valid key)."""
+    the key itself may be new: validation then says whether it is a valid key)."""
     out = copy.deepcopy(base)
     for key, value in overrides.items():
         parts = key.split(".")
@@ -292,15 +345,9 @@ def apply_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str
     return out
 
 
-def json_schema() -> dict[str, Any]:
-    """The JSON schema of the config file, for editors (workflow/schemas/config.schema.json)."""
-    schema = Config.model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["description"] = "seqlab config; generated by `python -m seqlab.config` (do not edit)"
-    return schema
-
-
-if __name__ == "__main__":
+if __name__ == "__main__":  # the JSON schema, for editors (workflow/schemas/config.schema.json)
     import json
+
+    from seqlab.config_load import json_schema
 
     print(json.dumps(json_schema(), indent=1, sort_keys=True))

@@ -1,242 +1,319 @@
-"""The typed config of every dataset kind and of each kind's checks (see seqlab.config)."""
+"""The shape of every dataset kind and of its checks: one dataclass each, defaults in its fields.
+
+Plain dataclasses, so the data layer uses them without pydantic; seqlab.config_load validates a
+config against them (the `Bound` markers and `__pydantic_config__` are read by pydantic only).
+"""
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+import typing
+from dataclasses import asdict, dataclass, field
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-Pos = Annotated[int, Field(ge=1)]
-NonNeg = Annotated[int, Field(ge=0)]
-Prob = Annotated[float, Field(ge=0.0, le=1.0)]
-NonNegF = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
-PosF = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
-Vocab = Annotated[int, Field(ge=1, le=65534)]  # uint16 tokens with BOS/EOS on top
+class Bound:
+    """Limits on a value (ge, gt, le, lt, min_length, strict, ...) and a `check` function
+    (ValueError: the problem), applied by pydantic when seqlab.config_load validates; inert
+    everywhere else."""
+
+    def __init__(self, check: Any = None, **limits: Any) -> None:
+        self.check, self.limits = check, limits
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        schema = {**handler(source), **self.limits}
+        if self.check is None:
+            return schema
+        return {
+            "type": "function-after",
+            "schema": schema,
+            "function": {"type": "no-info", "function": self.check},
+        }
+
+
+class Tagged:
+    """Marks a union of blocks told apart by their `key` field (a dataset's kind, a model's
+    arch), so pydantic validates against the one chosen instead of reporting every one."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        tags = [getattr(m, self.key) for m in typing.get_args(source)]
+        choices = dict(zip(tags, handler(source)["choices"], strict=True))
+        return {"type": "tagged-union", "discriminator": self.key, "choices": choices}
+
+
+class Strict:
+    """Unknown keys refused (numbers and booleans are strict through their aliases below)."""
+
+    __pydantic_config__ = {"extra": "forbid"}
+
+
+Int = Annotated[int, Bound(strict=True)]
+Pos = Annotated[int, Bound(strict=True, ge=1)]
+NonNeg = Annotated[int, Bound(strict=True, ge=0)]
+Float = Annotated[float, Bound(strict=True, allow_inf_nan=False)]
+Prob = Annotated[float, Bound(strict=True, ge=0.0, le=1.0)]
+Rate = Annotated[float, Bound(strict=True, ge=0.0, lt=1.0)]  # dropout, betas, a share
+NonNegF = Annotated[float, Bound(strict=True, ge=0.0, allow_inf_nan=False)]
+PosF = Annotated[float, Bound(strict=True, gt=0.0, allow_inf_nan=False)]
+Bool = Annotated[bool, Bound(strict=True)]
+NonEmpty = Annotated[str, Bound(min_length=1)]
+Vocab = Annotated[int, Bound(strict=True, ge=1, le=65534)]  # uint16 tokens, BOS/EOS on top
 N_PHONEMES = 40  # 39 ARPAbet + SIL: a synthetic world needs >= 1 unit per phoneme
+#: mean phoneme duration per class (ms)
+CLASS_DUR_MS = {
+    "vowel": 100.0,
+    "stop": 60.0,
+    "affricate": 90.0,
+    "fricative": 90.0,
+    "nasal": 70.0,
+    "liquid_glide": 60.0,
+    "silence": 200.0,
+}
 
 
-class Strict(BaseModel):
-    """Unknown keys refused, no silent type coercion (a YAML string is never a number)."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
+def params_of(p: Any) -> dict[str, Any]:
+    """A dataset block as its builder records it in the manifest (without kind and checks)."""
+    return {k: v for k, v in asdict(p).items() if k not in ("kind", "checks")}
 
 
 # -- checks ------------------------------------------------------------------------------------
+@dataclass
 class UnitChecks(Strict):
-    """Thresholds of the unit checks (seqlab.data.checks.CheckParams)."""
+    """Thresholds of the unit checks (seqlab.data.checks), the dataset's `checks:` keys."""
 
-    seq_len: Pos = 128
-    min_units: Pos = 1
-    max_overlap_share: Prob = 0.01
-    window: Pos | None = None
+    seq_len: Pos = 128  # training sequence length, for the sequence counts
+    min_units: Pos = 1  # shorter utterances fail non_empty (1: only empty ones)
+    max_overlap_share: Prob = 0.01  # share of eval utterances also in train that fails
+    window: Pos | None = None  # anomalous_windows size; None: max(window_min, n // divisor)
     window_min: Pos = 2000
     window_divisor: Pos = 200
-    window_factor: PosF = 4.0
-    window_min_jsd: NonNegF = 0.02
+    window_factor: PosF = 4.0  # a window fails above factor x median window JSD ...
+    window_min_jsd: NonNegF = 0.02  # ... and above this floor (nats; JSD <= ln 2)
     train_split: str = "train"
-    max_listed: NonNeg = 5
+    max_listed: NonNeg = 5  # failure locations kept per check in checks.json
 
 
+@dataclass
 class BinChecks(Strict):
-    """Thresholds of the token-bin checks (seqlab.data.token_bins.BinCheckParams)."""
+    """Thresholds of the token-bin checks (seqlab.data.token_bins)."""
 
-    seq_len: Pos = 128
-    min_val_share: Prob = 0.0001
-    max_val_share: Prob = 0.5
+    seq_len: Pos = 128  # a split needs more than seq_len + 1 tokens for one batch row
+    min_val_share: Prob = 0.0001  # val / (train + val) below this fails split_sizes
+    max_val_share: Prob = 0.5  # ... and above this
     max_listed: NonNeg = 5
 
 
+@dataclass
 class NeuralChecks(Strict):
-    """Thresholds of the neural checks (seqlab.data.neural.NeuralCheckParams)."""
+    """Thresholds of the neural checks (seqlab.data.neural)."""
 
-    kernel_len: Pos = 32
-    stride_len: Pos = 4
-    max_listed: NonNeg = 5
+    kernel_len: Pos = 32  # the model's unfold window (bins)
+    stride_len: Pos = 4  # the model's unfold stride (bins)
+    max_listed: NonNeg = 5  # failing trials named per check
 
 
+@dataclass
 class SwuggyChecks(Strict):
     """sWUGGY sets have no tunable checks (an empty block is allowed)."""
 
 
 # -- datasets ----------------------------------------------------------------------------------
-class World(Strict):
-    """The synthetic world (seqlab.data.world.WorldParams)."""
+@dataclass
+class WorldParams(Strict):
+    """The synthetic world (seqlab.data.world): lexicon, sentences, voices and renderer."""
 
-    seed: NonNeg = 0
-    lexicon_size: Pos = 2000
-    mean_words: Annotated[float, Field(ge=1.0)] = 10.0
-    n_followers: Pos = 4
-    collocation_prob: Prob = 0.35
-    pause_prob: Prob = 0.1
-    n_voices: Pos = 20
-    n_heldout_voices: NonNeg = 4
-    rate_sigma: NonNegF = 0.12
-    voice_sigma: NonNegF = 1.5
-    frame_rate: Pos = 50
-    class_dur_ms: dict[str, PosF] = Field(
-        default_factory=lambda: {
-            "vowel": 100.0,
-            "stop": 60.0,
-            "affricate": 90.0,
-            "fricative": 90.0,
-            "nasal": 70.0,
-            "liquid_glide": 60.0,
-            "silence": 200.0,
-        }
-    )
-    dur_sigma: NonNegF = 0.3
-    max_frames: Pos = 40
-    vocab_size: Annotated[int, Field(ge=N_PHONEMES, le=65534)] = 256
-    block_power: NonNegF = 0.4
-    unit_concentration: PosF = 1.75
-    context_sigma: NonNegF = 1.5
-    coart_prob: Prob = 0.2
-    stickiness: Prob = 0.85
-    noise: Prob = 0.03
+    seed: NonNeg = 0  # seeds every random choice of the world and of its corpora
+    lexicon_size: Pos = 2000  # top-N wordfreq English words that have a cmudict pronunciation
+    mean_words: Annotated[float, Bound(strict=True, ge=1.0)] = 10.0  # 1 + Poisson(mean - 1)
+    n_followers: Pos = 4  # preferred followers (collocations) per word
+    collocation_prob: Prob = 0.35  # P(next word is one of the previous word's followers)
+    pause_prob: Prob = 0.1  # P(a SIL pause between two words) in rendered speech
+    n_voices: Pos = 20  # training voices
+    n_heldout_voices: NonNeg = 4  # voices never used for training utterances
+    rate_sigma: NonNegF = 0.12  # log-sd of a voice's speaking rate (durations scale by 1/rate)
+    voice_sigma: NonNegF = 1.5  # log-sd of a voice's multiplicative re-weighting of each unit
+    frame_rate: Pos = 50  # frames (units) per second, as SpidR/HuBERT at 20 ms
+    # mean phoneme duration per class (ms; a config may set a few); a substitution within a
+    # class keeps durations
+    class_dur_ms: dict[str, PosF] = field(default_factory=lambda: dict(CLASS_DUR_MS))
+    dur_sigma: NonNegF = 0.3  # log-sd of each phoneme's duration jitter
+    max_frames: Pos = 40  # cap on one phoneme's frames (also the width of RenderDraws)
+    vocab_size: Annotated[int, Bound(strict=True, ge=N_PHONEMES, le=65534)] = 256  # units
+    block_power: NonNegF = 0.4  # a phoneme owns units in proportion to (frame share)^power
+    unit_concentration: PosF = 1.75  # Dirichlet concentration of a phoneme's units
+    context_sigma: NonNegF = 1.5  # log-sd re-weighting of units per left-neighbour class
+    coart_prob: Prob = 0.2  # P(first/last frame takes a unit of the neighbouring phoneme)
+    stickiness: Prob = 0.85  # P(a frame repeats the previous unit of the same phoneme)
+    noise: Prob = 0.03  # P(a frame is replaced by a uniformly random unit)
 
+    def __post_init__(self) -> None:
+        self.class_dur_ms = {**CLASS_DUR_MS, **self.class_dur_ms}
+        if bad := sorted(set(self.class_dur_ms) - set(CLASS_DUR_MS)):
+            raise ValueError(f"class_dur_ms: unknown classes {bad}; known: {list(CLASS_DUR_MS)}")
 
-class SyntheticUnits(World):
-    kind: Literal["synthetic_units"]
-    n_train_utterances: Pos = 11000
-    n_eval_utterances: Pos = 550
-    eval_heldout_share: Prob = 0.25
-    dedup: bool = False
-    shard_size: Pos = 1000
-    checks: UnitChecks = Field(default_factory=UnitChecks)
+    def world_params(self) -> WorldParams:
+        """The world part of these params (a dataset kind adds corpus fields)."""
+        return WorldParams(**{k: getattr(self, k) for k in WorldParams.__dataclass_fields__})
 
 
+@dataclass
+class SyntheticUnits(WorldParams):
+    kind: Literal["synthetic_units"] = "synthetic_units"
+    n_train_utterances: Pos = 11000  # train utterances (~180 units each with the defaults)
+    n_eval_utterances: Pos = 550  # eval utterances, on sentences never used in train
+    eval_heldout_share: Prob = 0.25  # share of eval utterances spoken by held-out voices
+    dedup: Bool = False  # drop consecutive repeated units (off: SpidR-style 50 Hz frames)
+    shard_size: Pos = 1000  # utterances per .tar shard
+    checks: UnitChecks = field(default_factory=UnitChecks)
+
+
+@dataclass(kw_only=True)
 class UnitsText(Strict):
-    kind: Literal["units_text"]
-    train: Annotated[str, Field(min_length=1)]
-    eval: str | None = None
-    eval_fraction: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.05
-    split_seed: NonNeg = 0
-    vocab_size: Vocab = 256
-    frame_rate: PosF = 50.0
-    speaker_regex: str | None = None
-    checks: UnitChecks = Field(default_factory=UnitChecks)
+    kind: Literal["units_text"] = "units_text"
+    train: NonEmpty  # path of the train units file (required)
+    eval: str | None = None  # path of the eval units file; None: split train by eval_fraction
+    eval_fraction: Rate = 0.05  # share of train items moved to eval when no eval file is given
+    split_seed: NonNeg = 0  # seeds the (name-hash) choice of eval items
+    vocab_size: Vocab = 256  # units must be integers in 0..vocab_size-1
+    frame_rate: PosF = 50.0  # units per second, for each utterance's duration
+    speaker_regex: str | None = None  # regex whose group 1 (or match) on the name is the speaker
+    checks: UnitChecks = field(default_factory=UnitChecks)
 
-    @field_validator("speaker_regex")
-    @classmethod
-    def _compiles(cls, v: str | None) -> str | None:
-        if v is not None:
-            try:
-                re.compile(v)
-            except re.error as e:
-                raise ValueError(f"{v!r} is not a regular expression ({e})") from None
-        return v
+    def __post_init__(self) -> None:
+        try:
+            re.compile(self.speaker_regex or "")
+        except re.error as e:
+            raise ValueError(
+                f"speaker_regex: {self.speaker_regex!r} is not a regular expression ({e})"
+            ) from None
 
 
-Shards = Annotated[str, Field(min_length=1)] | Annotated[list[str], Field(min_length=1)]
+Shards = NonEmpty | Annotated[list[str], Bound(min_length=1)]
 
 
+@dataclass(kw_only=True)
 class UnitsShards(Strict):
-    kind: Literal["units_shards"]
-    train: Shards
-    eval: Shards
-    vocab_size: Vocab = 256
-    mode: Literal["copy", "hardlink", "symlink"] = "copy"
-    checks: UnitChecks = Field(default_factory=UnitChecks)
+    kind: Literal["units_shards"] = "units_shards"
+    train: Shards  # glob or list of .tar shards of the train split (required)
+    eval: Shards  # glob or list of .tar shards of the eval split (required)
+    vocab_size: Vocab = 256  # units must be integers in 0..vocab_size-1
+    mode: Literal["copy", "hardlink", "symlink"] = "copy"  # how shards enter the dataset dir
+    checks: UnitChecks = field(default_factory=UnitChecks)
 
 
-class SyntheticTextBins(World):
-    kind: Literal["synthetic_text_bins"]
+@dataclass
+class SyntheticTextBins(WorldParams):
+    kind: Literal["synthetic_text_bins"] = "synthetic_text_bins"
     n_train_sentences: Pos = 20000
     n_val_sentences: Pos = 1000
-    checks: BinChecks = Field(default_factory=BinChecks)
+    checks: BinChecks = field(default_factory=BinChecks)
 
 
+@dataclass(kw_only=True)
 class TokenBins(Strict):
-    kind: Literal["token_bins"]
-    path: Annotated[str, Field(min_length=1)]
-    vocab_size: Vocab | None = None
-    link: bool = True
-    trusted: bool = False  # read nanoGPT's meta.pkl (a pickle: runs code) for the vocab size
-    checks: BinChecks = Field(default_factory=BinChecks)
+    kind: Literal["token_bins"] = "token_bins"
+    path: NonEmpty  # directory holding train.bin and val.bin (nanoGPT's data/<name>/)
+    vocab_size: Vocab | None = None  # required unless the directory has a meta.json with it
+    link: Bool = True  # symlink the bins (OpenWebText is 17 GB); false: copy them
+    trusted: Bool = False  # read nanoGPT's meta.pkl (a pickle: runs code) for the vocab size
+    checks: BinChecks = field(default_factory=BinChecks)
 
 
+@dataclass(kw_only=True)
 class SwuggySynthetic(Strict):
-    kind: Literal["swuggy_synthetic"]
-    world: Annotated[str, Field(min_length=1)]
-    world_manifest: str | None = None
-    seed: NonNeg = 0
-    n_items: Pos = 240
-    oov_share: Prob = 0.2
-    n_seen_voices: Pos = 4
-    n_heldout_voices: NonNeg = 4
-    two_sub_prob: Prob = 0.5
-    min_phones: Pos = 3
-    max_gap: PosF = 1.0
-    split: str = "dev"
-    checks: SwuggyChecks = Field(default_factory=SwuggyChecks)
+    kind: Literal["swuggy_synthetic"] = "swuggy_synthetic"
+    world: NonEmpty  # the synthetic_units dataset whose world and train text the set uses
+    world_manifest: str | None = None  # its manifest.json (default: ../{world}/manifest.json)
+    seed: NonNeg = 0  # seeds the choice of words, nonwords, voices and renderings
+    n_items: Pos = 240  # ids (word/nonword pairs), spread evenly over the frequency bands
+    oov_share: Prob = 0.2  # share of ids whose word never occurs in the train text
+    n_seen_voices: Pos = 4  # training voices that speak every id
+    n_heldout_voices: NonNeg = 4  # held-out voices that speak every id (at most the world's)
+    two_sub_prob: Prob = 0.5  # P(a nonword substitutes 2 phonemes rather than 1)
+    min_phones: Pos = 3  # shorter words are not used
+    max_gap: PosF = 1.0  # largest |bigram log p(nonword) - log p(word)| allowed (nats)
+    split: str = "dev"  # name of the submission file (swuggy/lexical/{split}.txt)
+    checks: SwuggyChecks = field(default_factory=SwuggyChecks)
 
 
+@dataclass(kw_only=True)
 class SwuggyZerospeech(Strict):
-    kind: Literal["swuggy_zerospeech"]
-    gold: Annotated[str, Field(min_length=1)]
-    units: Annotated[str, Field(min_length=1)]
-    vocab_size: Vocab = 256
-    split: str = "dev"
-    checks: SwuggyChecks = Field(default_factory=SwuggyChecks)
+    kind: Literal["swuggy_zerospeech"] = "swuggy_zerospeech"
+    gold: NonEmpty  # the ZR2021 lexical dev or test directory (with gold.csv), or gold.csv
+    units: NonEmpty  # quantized units of every gold filename (ZeroSpeech or GSLM format)
+    vocab_size: Vocab = 256  # units are integers in 0..vocab_size-1
+    split: str = "dev"  # dev or test: the submission file name
+    checks: SwuggyChecks = field(default_factory=SwuggyChecks)
 
 
+@dataclass
 class NeuralSynthetic(Strict):
-    kind: Literal["neural_synthetic"]
+    """The synthetic world's sentences spoken (slowly, as attempted speech) into channels."""
+
+    kind: Literal["neural_synthetic"] = "neural_synthetic"
     seed: NonNeg = 0
-    lexicon_size: Pos = 500
-    mean_words: Annotated[float, Field(ge=1.0)] = 4.0
-    n_days: Pos = 4
-    n_train_per_day: Pos = 100
-    n_test_per_day: Pos = 20
-    n_competition_days: NonNeg = 2
+    lexicon_size: Pos = 500  # words of the synthetic world (wordfreq/cmudict)
+    mean_words: Annotated[float, Bound(strict=True, ge=1.0)] = 4.0  # mean sentence length
+    n_days: Pos = 4  # recording days, each with its own drift
+    n_train_per_day: Pos = 100  # training trials (sentences) per day
+    n_test_per_day: Pos = 20  # test trials per day, on sentences never used for training
+    n_competition_days: NonNeg = 2  # the last days also get a `competition` split
     n_competition_per_day: NonNeg = 10
-    n_features: Pos = 256
-    slowdown: PosF = 2.5
-    sil_frames: NonNegF = 6.0
-    rest_frames: NonNeg = 12
-    dur_sigma: NonNegF = 0.25
-    tuned_share: Prob = 0.3
-    class_weight: Prob = 0.6
-    transition_bins: NonNegF = 1.5
-    snr: NonNegF = 0.8
-    count_rate: NonNegF = 1.5
-    drift_gain: NonNegF = 0.2
-    drift_offset: NonNegF = 0.5
-    drift_tuning: NonNegF = 0.15
-    block_size: Pos = 20
-    checks: NeuralChecks = Field(default_factory=NeuralChecks)
+    n_features: Pos = 256  # first half threshold crossings (counts), second half spike power
+    slowdown: PosF = 2.5  # phoneme durations x this (attempted speech is slow)
+    sil_frames: NonNegF = 6.0  # mean 20 ms bins of the SIL between words and at the end
+    rest_frames: NonNeg = 12  # unlabelled rest bins before the first phoneme and after the last
+    dur_sigma: NonNegF = 0.25  # log-sd of each phoneme's duration
+    tuned_share: Prob = 0.3  # share of channels tuned to a given phoneme
+    class_weight: Prob = 0.6  # weight of the shared phoneme-class pattern vs the phoneme's own
+    transition_bins: NonNegF = 1.5  # sd (bins) of the Gaussian blending neighbouring phonemes
+    snr: NonNegF = 0.8  # tuning strength relative to the per-bin noise
+    count_rate: PosF = 1.5  # mean threshold crossings per 20 ms bin at rest
+    drift_gain: NonNegF = 0.2  # log-sd of a day's per-channel gain
+    drift_offset: NonNegF = 0.5  # sd of a day's per-channel offset
+    drift_tuning: NonNegF = 0.15  # sd of the day-to-day random walk of the tuning patterns
+    block_size: Pos = 20  # trials per block; features are z-scored per block and channel
+    checks: NeuralChecks = field(default_factory=NeuralChecks)
+
+    def __post_init__(self) -> None:
+        if self.n_competition_days > self.n_days:
+            raise ValueError(f"n_competition_days: {self.n_competition_days} exceeds n_days")
+        if self.n_features % 2:
+            raise ValueError(f"n_features: {self.n_features} must be even (crossings + power)")
 
 
+@dataclass(kw_only=True)
 class NeuralPickle(Strict):
-    kind: Literal["neural_pickle"]
-    path: Annotated[str, Field(min_length=1)]
-    trusted: bool = False
+    kind: Literal["neural_pickle"] = "neural_pickle"
+    path: NonEmpty
+    trusted: Bool = False
     competition_days: list[NonNeg] | None = None
-    checks: NeuralChecks = Field(default_factory=NeuralChecks)
+    checks: NeuralChecks = field(default_factory=NeuralChecks)
 
 
+@dataclass(kw_only=True)
 class NeuralNpz(Strict):
-    kind: Literal["neural_npz"]
-    path: Annotated[str, Field(min_length=1)]
-    checks: NeuralChecks = Field(default_factory=NeuralChecks)
+    kind: Literal["neural_npz"] = "neural_npz"
+    path: NonEmpty
+    checks: NeuralChecks = field(default_factory=NeuralChecks)
 
 
-DATASET_KINDS: dict[str, type[Strict]] = {
-    m.model_fields["kind"].annotation.__args__[0]: m  # type: ignore[union-attr]
-    for m in (
-        SyntheticUnits,
-        UnitsText,
-        UnitsShards,
-        SyntheticTextBins,
-        TokenBins,
-        SwuggySynthetic,
-        SwuggyZerospeech,
-        NeuralSynthetic,
-        NeuralPickle,
-        NeuralNpz,
-    )
-}
+DATASETS = (
+    SyntheticUnits,
+    UnitsText,
+    UnitsShards,
+    SyntheticTextBins,
+    TokenBins,
+    SwuggySynthetic,
+    SwuggyZerospeech,
+    NeuralSynthetic,
+    NeuralPickle,
+    NeuralNpz,
+)
+DATASET_KINDS: dict[str, type] = {d.kind: d for d in DATASETS}  # type: ignore[attr-defined]
 Dataset = Annotated[
     SyntheticUnits
     | UnitsText
@@ -248,7 +325,7 @@ Dataset = Annotated[
     | NeuralSynthetic
     | NeuralPickle
     | NeuralNpz,
-    Field(discriminator="kind"),
+    Tagged("kind"),
 ]
 #: the task each dataset kind can feed
 TASK_KINDS = {

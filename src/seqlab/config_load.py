@@ -1,6 +1,7 @@
 """Load and validate the config once: one line per problem, naming the file:line or dotted key.
 
-Kept apart from the models (seqlab.config) so that the models read as a reference of every key,
+pydantic validates the dataclasses of seqlab.config as they are (TypeAdapter). Kept apart from
+them so that seqlab.config reads as a reference of every key (with no pydantic import),
 and this file as the policy of how problems are told: YAML files re-read with a loader that
 refuses duplicate keys (PyYAML keeps the last silently), names checked as path parts, every
 model error turned into `dotted.key: what is wrong; the fix`, grid and variant values validated
@@ -9,27 +10,30 @@ as if substituted into the base, and the references between sections checked.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import functools
 import itertools
 import re
 import types
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from seqlab.config import (
     SWUGGY_KINDS,
     TASK_KINDS,
     Config,
-    Guard,
-    Train,
+    GuardConfig,
+    TrainConfig,
     apply_overrides,
-    dump,
 )
 from seqlab.io import SeqlabError
+
+T = TypeVar("T")
 
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 RESERVED = {"experiments": ("data", "logs", "compare", "report.html")}
@@ -45,7 +49,8 @@ WANTS = {
     "string_type": "a string",
     "list_type": "a list",
     "dict_type": "a mapping",
-    "model_type": "a mapping",
+    "dataclass_type": "a mapping",
+    "dataclass_args_type": "a mapping",
     "literal_error": "one of {expected}",
     "too_short": "a list of at least {min_length}",
     "too_long": "a list of at most {max_length}",
@@ -99,7 +104,17 @@ def load_yaml(path: str | Path) -> Any:
         raise ConfigError(f"{where}: invalid YAML: {what}") from None
 
 
-# -- model errors -> one line each -------------------------------------------------------------
+# -- validation errors -> one line each -------------------------------------------------------
+@functools.cache
+def adapter(cls: Any) -> TypeAdapter:
+    return TypeAdapter(cls)
+
+
+def dump(obj: Any) -> dict[str, Any]:
+    """Plain dict with defaults filled; None (= "default/auto/from the data") left out."""
+    return adapter(type(obj)).dump_python(obj, mode="python", exclude_none=True)
+
+
 def _strip(ann: Any) -> Any:
     """The type under Annotated[...] and Optional[...] (X | None)."""
     while True:
@@ -113,28 +128,23 @@ def _strip(ann: Any) -> Any:
 
 
 def _tag(member: Any) -> Any:
-    """The Literal value of a discriminated-union member's `kind`/`arch` field, or None."""
-    if isinstance(member, type) and issubclass(member, BaseModel):
-        for name in ("kind", "arch"):
-            f = member.model_fields.get(name)
-            if f is not None and typing.get_origin(f.annotation) is typing.Literal:
-                return typing.get_args(f.annotation)[0]
-    return None
+    """The `kind`/`arch` of one block of a tagged union, or None."""
+    return getattr(member, "kind", None) or getattr(member, "arch", None)
 
 
-def locate(root: type[BaseModel], loc: tuple[Any, ...]) -> tuple[str, type[BaseModel] | None]:
-    """The dotted key of a pydantic error location (union member labels dropped) and the model
-    that holds its last part (for a misspelt key: the model whose keys to suggest)."""
+def locate(root: Any, loc: tuple[Any, ...]) -> tuple[str, Any]:
+    """The dotted key of a pydantic error location (union member labels dropped) and the
+    dataclass that holds its last part (for a misspelt key: the block whose keys to suggest)."""
     parts: list[str] = []
     ann: Any = root
-    holder: type[BaseModel] | None = None
+    holder: Any = None
     for item in loc:
         ann = _strip(ann)
         origin = typing.get_origin(ann)
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            holder, f = ann, ann.model_fields.get(item)
+        if dataclasses.is_dataclass(ann):
+            holder = ann
+            ann = typing.get_type_hints(ann, include_extras=True).get(item)
             parts.append(str(item))
-            ann = f.annotation if f else None
         elif origin is dict:
             parts.append(str(item))
             ann = typing.get_args(ann)[1]
@@ -165,17 +175,17 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def message(err: dict[str, Any], holder: type[BaseModel] | None, key: Any) -> str:
+def message(err: dict[str, Any], holder: Any, key: Any) -> str:
     """What is wrong and the fix, for one pydantic error."""
     kind, value, msg = err["type"], err.get("input"), err["msg"]
-    if kind == "extra_forbidden":
-        valid = list(holder.model_fields) if holder else []
-        if holder is Guard and key == "min_lr":
+    if kind in ("extra_forbidden", "unexpected_keyword_argument"):
+        valid = [f.name for f in dataclasses.fields(holder)] if holder else []
+        if holder is GuardConfig and key == "min_lr":
             return "renamed: the guard's floor is `lr_floor` (schedule.min_lr keeps its name)"
         near = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.5)
         hint = f"did you mean {near[0]!r}? " if near else ""
         return f"unknown key; {hint}valid keys: {', '.join(valid)}"
-    if kind == "missing":
+    if kind in ("missing", "missing_argument", "missing_keyword_only_argument"):
         return "required key is missing"
     if kind in NUMBER_ERRORS and isinstance(value, str) and _is_number(value):
         return (
@@ -201,7 +211,7 @@ def message(err: dict[str, Any], holder: type[BaseModel] | None, key: Any) -> st
     return f"{msg[:1].lower()}{msg[1:]}{shown}"
 
 
-def errors_of(root: type[BaseModel], e: ValidationError, prefix: str = "") -> list[str]:
+def errors_of(root: Any, e: ValidationError, prefix: str = "") -> list[str]:
     """One line per located problem (a union's alternatives at one key share a line)."""
     lines: dict[str, list[str]] = {}
     for err in e.errors():
@@ -220,25 +230,14 @@ def errors_of(root: type[BaseModel], e: ValidationError, prefix: str = "") -> li
     return [f"{path}: {' or '.join(msgs)}".rstrip("; ") for path, msgs in lines.items()]
 
 
-def check_block(model: type[BaseModel], params: dict[str, Any], what: str) -> dict[str, Any]:
-    """`check_params` for a dataset kind's block given without its `kind` (as builders get
-    it); the result has neither `kind` nor `checks` (those are not the builder's)."""
-    tag = _tag(model)
-    full = {"kind": tag, **params} if tag is not None and "kind" not in params else params
-    v = check_params(model, full, what)
-    return {k: x for k, x in v.items() if k not in ("kind", "checks")}
-
-
-def check_params(model: type[BaseModel], params: dict[str, Any], what: str) -> dict[str, Any]:
-    """Validate one block with its model; the plain dict with defaults filled, or SeqlabError.
-
-    The library's entry point: parameter dataclasses and builders called with a plain dict
-    (by hand, by tests) get the same checks as the config."""
-    dotted = re.fullmatch(r"[\w.]+", what) is not None  # `train` or `eval.swuggy`: a key prefix
+def parse(cls: type[T], data: Any, what: str) -> T:
+    """One block (a `train:`, a dataset, `eval.swuggy`) validated as `cls`; SeqlabError names
+    the dotted key (`what` is its prefix) or, for a name like "dataset 'x'", leads with it."""
+    dotted = re.fullmatch(r"[\w.]+", what) is not None
     try:
-        return dump(model.model_validate(params))
+        return adapter(cls).validate_python(data)
     except ValidationError as e:
-        lines = "; ".join(errors_of(model, e, what if dotted else ""))
+        lines = "; ".join(errors_of(cls, e, what if dotted else ""))
         raise SeqlabError(lines if dotted else f"{what}: {lines}") from None
 
 
@@ -315,9 +314,9 @@ def _train_problems(
     except SeqlabError as e:
         return [f"{where}: {e}"]
     try:
-        Train.model_validate(candidate)
+        adapter(TrainConfig).validate_python(candidate)
     except ValidationError as e:
-        lines = errors_of(Train, e, "train")
+        lines = errors_of(TrainConfig, e, "train")
         out = []
         for line in lines:  # the inner key repeats the grid key: say it once
             key = next((k for k in overrides if line.startswith(f"train.{k}: ")), None)
@@ -359,7 +358,7 @@ def problems(raw: Any) -> tuple[list[str], dict[str, Any] | None]:
         return [f"config: must be a mapping with datasets: and experiments:, got {raw!r}"], None
     out = name_problems(raw)
     try:
-        cfg = Config.model_validate(raw)
+        cfg = adapter(Config).validate_python(raw)
     except ValidationError as e:
         return out + errors_of(Config, e), None
     out += reference_problems(cfg)
@@ -388,3 +387,11 @@ def validate_config(raw: Any, files: list[str] | tuple[str, ...] = ()) -> dict[s
     if lines or resolved is None:
         raise ConfigError("\n".join(lines))
     return resolved
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON schema of the config file, for editors (workflow/schemas/config.schema.json)."""
+    schema = adapter(Config).json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["description"] = "seqlab config; generated by `python -m seqlab.config` (do not edit)"
+    return schema

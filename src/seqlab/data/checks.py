@@ -11,12 +11,11 @@ loss of a model that only learned unit frequencies.
 from __future__ import annotations
 
 import importlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from seqlab.config import UnitChecks
-from seqlab.config_load import check_params
+from seqlab.config import UnitChecks, from_dict
 from seqlab.data import unit_checks as uc
 from seqlab.data.checks_report import checks_report
 from seqlab.data.progress import Progress
@@ -24,28 +23,6 @@ from seqlab.data.shards import Manifest
 from seqlab.data.unit_sources import sources
 from seqlab.data.unit_windows import check_anomalous_windows
 from seqlab.io import SeqlabError, read_json, write_json
-
-
-@dataclass
-class CheckParams:
-    """Thresholds of the checks; every field is a config key under the dataset's `checks:`."""
-
-    seq_len: int = 128  # training sequence length, for the sequence counts
-    min_units: int = 1  # shorter utterances fail non_empty (1: only empty ones)
-    max_overlap_share: float = 0.01  # share of eval utterances also in train that fails
-    window: int | None = None  # anomalous_windows size; None: max(window_min, n // divisor)
-    window_min: int = 2000
-    window_divisor: int = 200
-    window_factor: float = 4.0  # a window fails above factor x median window JSD ...
-    window_min_jsd: float = 0.02  # ... and above this floor (nats; JSD <= ln 2)
-    train_split: str = "train"
-    max_listed: int = 5  # failure locations kept per check in checks.json
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> CheckParams:
-        """Validated by the typed config (seqlab.config.UnitChecks), defaults filled."""
-        return cls(**check_params(UnitChecks, dict(d or {}), "checks"))
-
 
 CHECKS = {
     "token_range": uc.check_token_range,
@@ -58,7 +35,7 @@ CHECKS = {
 
 def run_unit_checks(manifest_path: str | Path, params: dict[str, Any] | None = None) -> dict:
     """Run every check on a unit dataset; return the checks.json content (never raises on data)."""
-    p = CheckParams.from_dict(params)
+    p = from_dict(UnitChecks, dict(params or {}), "checks")
     man = Manifest(manifest_path)
     V = man.vocab_size
     srcs = sources(man)

@@ -18,16 +18,16 @@ import os
 import shutil
 import sys
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from seqlab.config import from_dict
+from seqlab.config_datasets import UnitsShards, UnitsText, params_of
 from seqlab.data.progress import Progress
 from seqlab.data.shards import iter_shard, write_manifest
 from seqlab.data.store import StoreWriter
-from seqlab.data.synthetic_units import parse_params
 from seqlab.data.text_units import (
     detect_units_only,
     iter_text_blocks,
@@ -38,47 +38,6 @@ from seqlab.io import SeqlabError
 
 __all__ = ["ingest_units_shards", "ingest_units_text", "read_units_text", "write_units_text"]
 FORMATS = ("tab", "space")  # `name<TAB>u1,u2,...` (ZeroSpeech 2021), `name u1 u2 ...` (GSLM)
-
-
-@dataclass
-class UnitsTextParams:
-    train: str = ""  # path of the train units file (required)
-    eval: str | None = None  # path of the eval units file; None: split train by eval_fraction
-    eval_fraction: float = 0.05  # share of train items moved to eval when no eval file is given
-    split_seed: int = 0  # seeds the (name-hash) choice of eval items
-    vocab_size: int = 256  # units must be integers in 0..vocab_size-1
-    frame_rate: float = 50.0  # units per second, for each utterance's duration
-    speaker_regex: str | None = None  # regex whose group 1 (or match) on the name is the speaker
-
-    def problems(self) -> list[str]:
-        out = [] if self.train else ["train: the path of the units file is required"]
-        if not 0.0 <= self.eval_fraction < 1.0:
-            out.append(f"eval_fraction={self.eval_fraction}: must be in [0, 1)")
-        if not 1 <= self.vocab_size <= 65534:
-            out.append(f"vocab_size={self.vocab_size}: must be in 1..65534 (uint16 tokens)")
-        if self.frame_rate <= 0:
-            out.append("frame_rate must be > 0")
-        return out
-
-
-@dataclass
-class UnitsShardsParams:
-    train: str | list[str] = ""  # glob or list of .tar shards of the train split (required)
-    eval: str | list[str] = ""  # glob or list of .tar shards of the eval split (required)
-    vocab_size: int = 256  # units must be integers in 0..vocab_size-1
-    mode: str = "copy"  # how shards enter the dataset dir: copy | hardlink | symlink
-
-    def problems(self) -> list[str]:
-        out = [
-            f"{k}: a glob or list of .tar shards is required"
-            for k in ("train", "eval")
-            if not getattr(self, k)
-        ]
-        if self.mode not in ("copy", "hardlink", "symlink"):
-            out.append(f"mode={self.mode!r}: must be copy, hardlink or symlink")
-        if not 1 <= self.vocab_size <= 65534:
-            out.append(f"vocab_size={self.vocab_size}: must be in 1..65534 (uint16 tokens)")
-        return out
 
 
 # -- text formats ----------------------------------------------------------------------------
@@ -106,7 +65,7 @@ def _hash01(seed: int, name: str) -> float:
     return int.from_bytes(h, "big") / 2**64
 
 
-def _eval_threshold(p: UnitsTextParams) -> float:
+def _eval_threshold(p: UnitsText) -> float:
     """The eval_fraction split: items with the smallest name hashes (stable under reordering)."""
     h = np.concatenate(
         [
@@ -142,7 +101,7 @@ def ingest_units_text(name: str, params: dict[str, Any], out_dir: str | Path) ->
     Eval comes from its own file or from a stable name-hash split of train. No shards are
     written (they cost 10x the parsing): `seqlab.data.shards.export_shards` makes them.
     """
-    p = parse_params(UnitsTextParams, params, f"dataset {name!r} (units_text)")
+    p = from_dict(UnitsText, params, f"datasets.{name}")
     files = [p.train] + ([p.eval] if p.eval else [])
     for path in files:
         require_units_file(path)
@@ -199,7 +158,7 @@ def ingest_units_text(name: str, params: dict[str, Any], out_dir: str | Path) ->
         "units_text",
         p.vocab_size,
         {"train": [], "eval": []},
-        asdict(p),
+        params_of(p),
         store=store,
         line_formats=formats,
     )
@@ -287,7 +246,7 @@ def validate_shard(
 
 def ingest_units_shards(name: str, params: dict[str, Any], out_dir: str | Path) -> dict:
     """Validate existing unit shards and place them (copy/link) under `out_dir/shards/`."""
-    p = parse_params(UnitsShardsParams, params, f"dataset {name!r} (units_shards)")
+    p = from_dict(UnitsShards, params, f"datasets.{name}")
     what = f"dataset {name!r} (units_shards)"
     shard_dir = Path(out_dir) / "shards"
     shard_dir.mkdir(parents=True, exist_ok=True)
@@ -316,7 +275,7 @@ def ingest_units_shards(name: str, params: dict[str, Any], out_dir: str | Path) 
         "units_shards",
         p.vocab_size,
         splits,
-        {**asdict(p), "resolved": sources},
+        {**params_of(p), "resolved": sources},
         store=store,
     )
 

@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from seqlab.config import DATASET_KINDS, NeuralChecks
-from seqlab.config_load import check_block, check_params
+from seqlab.config import from_dict
+from seqlab.config_datasets import NeuralChecks, NeuralNpz, NeuralPickle, params_of
 from seqlab.data.checks_report import checks_report, entropy_nats
 from seqlab.data.manifest import write_dataset_manifest
 from seqlab.data.phonemes import PHONEMES, ctc_frames
@@ -216,15 +216,16 @@ def pickle_to_splits(
 
 def build_neural_pickle(name: str, params: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     """kind neural_pickle: {path, trusted, competition_days?} -> the npz layout."""
-    p = check_block(DATASET_KINDS["neural_pickle"], params, f"dataset {name!r} (neural_pickle)")
-    data = read_pickle(p["path"], p.get("trusted", False), f"dataset {name!r}")
-    splits, n_days = pickle_to_splits(data, p.get("competition_days"))
-    return write_dataset(name, "neural_pickle", splits, n_days, p, Path(out_dir))
+    p = from_dict(NeuralPickle, params, f"datasets.{name}")
+    data = read_pickle(p.path, p.trusted, f"dataset {name!r}")
+    splits, n_days = pickle_to_splits(data, p.competition_days)
+    recorded = {k: v for k, v in params_of(p).items() if v is not None}
+    return write_dataset(name, "neural_pickle", splits, n_days, recorded, Path(out_dir))
 
 
 def build_neural_npz(name: str, params: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     """kind neural_npz: {path: a directory with train.npz, test.npz [, competition.npz]}."""
-    check_block(DATASET_KINDS["neural_npz"], params, f"dataset {name!r} (neural_npz)")
+    from_dict(NeuralNpz, params, f"datasets.{name}")
     src = Path(params["path"])
     if not (src / "train.npz").exists() or not (src / "test.npz").exists():
         raise SeqlabError(f"dataset {name!r} (neural_npz): {src} must hold train.npz and test.npz")
@@ -241,15 +242,6 @@ def build_neural_npz(name: str, params: dict[str, Any], out_dir: Path) -> dict[s
 # -- checks ------------------------------------------------------------------------------------
 
 
-@dataclass
-class NeuralCheckParams:
-    """Thresholds of the neural checks; keys under the dataset's `checks:`."""
-
-    kernel_len: int = 32  # the model's unfold window (bins)
-    stride_len: int = 4  # the model's unfold stride (bins)
-    max_listed: int = 5  # failing trials named per check
-
-
 def ctc_min_frames(sp: NeuralSplit) -> np.ndarray:
     """Frames CTC needs per trial: labels + one blank between each pair of equal neighbours."""
     same = (sp.phonemes[1:] == sp.phonemes[:-1]).astype(np.int64)
@@ -262,7 +254,7 @@ def ctc_min_frames(sp: NeuralSplit) -> np.ndarray:
 
 def run_neural_checks(manifest_path: str | Path, params: dict[str, Any] | None = None) -> dict:
     """Shapes, lengths, label range, days and CTC feasibility of every split."""
-    p = NeuralCheckParams(**check_params(NeuralChecks, dict(params or {}), "checks"))
+    p = from_dict(NeuralChecks, dict(params or {}), "checks")
     man = read_json(manifest_path)
     C, n_days, root = man["n_features"], man["n_days"], Path(manifest_path).parent
     results: dict[str, tuple[dict[str, Any], list[str]]] = {}

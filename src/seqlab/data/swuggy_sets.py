@@ -19,64 +19,27 @@ oracle and a unit-unigram model, score about 0.5.
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from seqlab.config import from_dict
+from seqlab.config_datasets import SwuggySynthetic, SwuggyZerospeech, SyntheticUnits, params_of
 from seqlab.data.ingest import read_units_text, write_units_text
 from seqlab.data.lexicon import build_lexicon, cmudict_prons, strip_stress
 from seqlab.data.manifest import write_dataset_manifest
 from seqlab.data.phonemes import CLASS_OF, PHONEMES, SIL
 from seqlab.data.shards import Manifest
 from seqlab.data.swuggy_files import read_gold, write_gold, write_submission
-from seqlab.data.synthetic_units import SyntheticUnitsParams, parse_params, split_sentences
+from seqlab.data.synthetic_units import split_sentences
 from seqlab.data.world import World, stream_rng
 from seqlab.io import SeqlabError, read_json, write_json
 from seqlab.metrics import BAND_LABELS, evaluate_split, unigram_scores
 
 KINDS = ("swuggy_synthetic", "swuggy_zerospeech")
 N_PH = len(PHONEMES)
-
-
-@dataclass
-class SwuggySyntheticParams:
-    world: str = ""  # the synthetic_units dataset whose world and train text the set uses
-    world_manifest: str | None = None  # its manifest.json (default: ../{world}/manifest.json)
-    seed: int = 0  # seeds the choice of words, nonwords, voices and renderings
-    n_items: int = 240  # ids (word/nonword pairs), spread evenly over the frequency bands
-    oov_share: float = 0.2  # share of ids whose word never occurs in the train text
-    n_seen_voices: int = 4  # training voices that speak every id
-    n_heldout_voices: int = 4  # held-out voices that speak every id (at most the world's)
-    two_sub_prob: float = 0.5  # P(a nonword substitutes 2 phonemes rather than 1)
-    min_phones: int = 3  # shorter words are not used
-    max_gap: float = 1.0  # largest |bigram log p(nonword) - log p(word)| allowed (nats)
-    split: str = "dev"  # name of the submission file (swuggy/lexical/{split}.txt)
-
-    def problems(self) -> list[str]:
-        out = [] if self.world else ["world: name the synthetic_units dataset of the world"]
-        for k in ("n_items", "n_seen_voices", "min_phones"):
-            if getattr(self, k) < 1:
-                out.append(f"{k}={getattr(self, k)}: must be >= 1")
-        for k in ("oov_share", "two_sub_prob"):
-            if not 0.0 <= getattr(self, k) <= 1.0:
-                out.append(f"{k}={getattr(self, k)}: must be in [0, 1]")
-        if self.n_heldout_voices < 0 or self.max_gap <= 0:
-            out.append("n_heldout_voices must be >= 0 and max_gap > 0")
-        return out
-
-
-@dataclass
-class SwuggyZerospeechParams:
-    gold: str = ""  # the ZR2021 lexical dev or test directory (with gold.csv), or gold.csv
-    units: str = ""  # quantized units of every gold filename (ZeroSpeech or GSLM text format)
-    vocab_size: int = 256  # units are integers in 0..vocab_size-1
-    split: str = "dev"  # dev or test: the submission file name
-
-    def problems(self) -> list[str]:
-        return [f"{k}: a path is required" for k in ("gold", "units") if not getattr(self, k)]
 
 
 # -- the phoneme-bigram model ----------------------------------------------------------------
@@ -142,7 +105,7 @@ def candidates(pron: np.ndarray, n_sub: int, ok: np.ndarray, real: set[tuple]) -
 # -- the synthetic set -----------------------------------------------------------------------
 
 
-def _world_of(p: SwuggySyntheticParams, out_dir: Path) -> tuple[Path, SyntheticUnitsParams]:
+def _world_of(p: SwuggySynthetic, out_dir: Path) -> tuple[Path, SyntheticUnits]:
     path = (
         Path(p.world_manifest) if p.world_manifest else out_dir.parent / p.world / "manifest.json"
     )
@@ -152,10 +115,10 @@ def _world_of(p: SwuggySyntheticParams, out_dir: Path) -> tuple[Path, SyntheticU
             f"{path}: world {p.world!r} is a {man.get('kind')!r} dataset; "
             "a swuggy_synthetic set needs a synthetic_units dataset"
         )
-    return path, SyntheticUnitsParams(**man["params"])
+    return path, SyntheticUnits(**man["params"])
 
 
-def _quotas(p: SwuggySyntheticParams) -> list[int]:
+def _quotas(p: SwuggySynthetic) -> list[int]:
     """Ids wanted per band (oov, 1-5, 6-20, 21-100, >100): oov_share, the rest evenly."""
     oov = round(p.n_items * p.oov_share)
     rest = p.n_items - oov
@@ -202,7 +165,7 @@ def _match(
 def build_swuggy_synthetic(name: str, params: dict[str, Any], out_dir: str | Path) -> dict:
     """Generate the set from the world of its synthetic_units dataset into `out_dir`."""
     params = {k: v for k, v in params.items() if k != "checks"}
-    p = parse_params(SwuggySyntheticParams, params, f"dataset {name!r} (swuggy_synthetic)")
+    p = from_dict(SwuggySynthetic, params, f"datasets.{name}")
     out_dir = Path(out_dir)
     world_path, wp = _world_of(p, out_dir)
     world = World(wp.world_params())
@@ -290,7 +253,7 @@ def build_swuggy_synthetic(name: str, params: dict[str, Any], out_dir: str | Pat
         "vocab_size": wp.vocab_size,
         "split": p.split,
         "voices": voices,
-        "params": asdict(p),
+        "params": params_of(p),
         **extra,
     }
     controls = {"phoneme_bigram": phone_scores, "unit_unigram": unigram}
@@ -365,7 +328,7 @@ def _write_set(
 def ingest_swuggy_zerospeech(name: str, params: dict[str, Any], out_dir: str | Path) -> dict:
     """A ZR2021 lexical gold.csv + the user's quantized units -> a set; names must match."""
     params = {k: v for k, v in params.items() if k != "checks"}
-    p = parse_params(SwuggyZerospeechParams, params, f"dataset {name!r} (swuggy_zerospeech)")
+    p = from_dict(SwuggyZerospeech, params, f"datasets.{name}")
     gold = read_gold(p.gold)
     units = {}
     for n, u in read_units_text(p.units, p.vocab_size):
@@ -390,6 +353,6 @@ def ingest_swuggy_zerospeech(name: str, params: dict[str, Any], out_dir: str | P
         "vocab_size": p.vocab_size,
         "split": p.split,
         "voices": voices,
-        "params": asdict(p),
+        "params": params_of(p),
     }
     return _write_set(Path(out_dir), gold, units, {"unit_unigram": counts}, info)

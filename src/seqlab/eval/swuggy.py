@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from seqlab.config import SwuggyEval, from_dict
 from seqlab.data.ingest import read_units_text
 from seqlab.data.manifest import token_ids
 from seqlab.data.swuggy_files import read_gold, write_submission
-from seqlab.data.synthetic_units import parse_params
 from seqlab.io import SeqlabError, read_json, write_json
 from seqlab.metrics import evaluate_split
 from seqlab.train.checkpoint import load_checkpoint
@@ -79,17 +78,6 @@ def lm_scores(
 # -- one trial -------------------------------------------------------------------------------
 
 
-@dataclass
-class SwuggyEvalParams:
-    """The experiment's `eval.swuggy` block (minus `set`, which the rule resolves)."""
-
-    checkpoints: list = field(default_factory=list)  # also score: "best", "last", int N
-    length_normalised: bool = False  # mean log-prob per predicted token instead of the sum
-    batch_size: int = 256  # items per forward pass
-    device: str = "auto"  # auto: cuda when available, else cpu
-    threads: int = 1  # torch CPU threads
-
-
 def _checkpoint_path(trial_dir: Path, entry: Any) -> Path:
     if entry in ("best", "last"):
         return trial_dir / "ckpt" / f"{entry}.pt"
@@ -108,8 +96,8 @@ def evaluate_trial(
     """Score a trial's model.pt (and its listed checkpoints) on a set; write the submission
     file(s) under `submission_dir` and the results to `out_json`."""
     t0 = time.time()
-    p = parse_params(SwuggyEvalParams, dict(params or {}), "eval.swuggy")
-    torch.set_num_threads(p.threads)
+    p = from_dict(SwuggyEval, dict(params or {}), "eval.swuggy")
+    torch.set_num_threads(p.threads or 1)
     trial_dir, set_manifest = Path(trial_dir), Path(set_manifest)
     man = read_json(set_manifest)
     root = set_manifest.parent

@@ -4,9 +4,9 @@ The language models (`lstm`, `gpt2`) map token ids LongTensor[B, T] -> logits[B,
 loss is the training task's (`seqlab.train.tasks.lm_loss`). The CTC decoder (`gru_ctc`) maps
 features (B, T, C), day ids (B,) and frame counts (B,) -> logits (B, T', classes) over fewer,
 unfolded frames; its CTC loss and the decoding of a split sit beside it in its file, because
-training (best checkpoint by PER) and evaluation share them. Every model carries `.config`, a
-dataclass that `model_spec` turns back into a dict that `build_model` accepts, so a checkpoint
-can rebuild its model.
+training (best checkpoint by PER) and evaluation share them. Every model carries `.config`, its
+block of seqlab.config, that `model_spec` turns back into a dict that `build_model` accepts, so a
+checkpoint can rebuild its model.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from typing import Any
 
 import torch.nn as nn
 
+from seqlab.config import GPTConfig, GRUCTCConfig, LSTMConfig, ModelBlock, from_dict
 from seqlab.io import SeqlabError
-from seqlab.models.gpt2 import GPT, GPTConfig, estimate_flops_per_token, gpt_num_params
-from seqlab.models.gru_ctc import GRUCTC, GRUCTCConfig
-from seqlab.models.lstm import LSTMLM, LSTMConfig
+from seqlab.models.gpt2 import GPT, estimate_flops_per_token, gpt_num_params
+from seqlab.models.gru_ctc import GRUCTC
+from seqlab.models.lstm import LSTMLM
 
 ARCHS: dict[str, tuple[type, type[nn.Module]]] = {
     "lstm": (LSTMConfig, LSTMLM),
@@ -43,50 +44,32 @@ __all__ = [
 ]
 
 
-def build_model(cfg: dict[str, Any], vocab_size: int) -> nn.Module:
-    """Build the model named by cfg["arch"]; the other keys are its config's fields.
+def build_model(cfg: ModelBlock | dict[str, Any], vocab_size: int) -> nn.Module:
+    """Build the model that cfg (a `model:` block of seqlab.config, or its dict) names.
 
     vocab_size comes from the data, not the config; cfg may repeat it (as `model_spec` does)
-    only with the same value. Initialisation draws from torch's global RNG, so seed it first.
+    only with the same value. The values were checked when the config loaded (seqlab.config_load).
+    Initialisation draws from torch's global RNG, so seed it first.
     """
-    cfg = dict(cfg)
-    arch = cfg.pop("arch", None)
+    spec = dict(cfg) if isinstance(cfg, dict) else dataclasses.asdict(cfg)
+    spec = {k: v for k, v in spec.items() if v is not None}  # None: the data's size
+    arch = spec.get("arch")
     if arch not in ARCHS:
         raise SeqlabError(f"model.arch: {arch!r} is not one of {sorted(ARCHS)}")
     config_cls, model_cls = ARCHS[arch]
-    fields = [f.name for f in dataclasses.fields(config_cls)]
-    for key in cfg:
-        if key not in fields:
-            valid = ["arch"] + [f for f in fields if f != "vocab_size"]
-            raise SeqlabError(f"model.{key}: unknown key for arch {arch!r}; valid keys: {valid}")
-    if cfg.setdefault("vocab_size", vocab_size) != vocab_size:
+    config = from_dict(config_cls, {"vocab_size": vocab_size, **spec}, "model")
+    if config.vocab_size != vocab_size:
         raise SeqlabError(
-            f"model.vocab_size: config says {cfg['vocab_size']}, the data has {vocab_size}"
+            f"model.vocab_size: config says {config.vocab_size}, the data has {vocab_size}"
         )
-    config = config_cls(**cfg)
-    _validate(arch, config)
     return model_cls(config)
-
-
-def _validate(arch: str, config: Any) -> None:
-    """Reject values torch would fail on later with a less helpful message (the typed config,
-    seqlab.config, checks every key; vocab_size comes from the data and is checked >= 1).
-    Imported here, not at the top: the models themselves need torch alone (the GPU benchmark
-    runs on a machine without pydantic)."""
-    from seqlab.config import ARCH_MODELS
-    from seqlab.config_load import check_params
-
-    values = dataclasses.asdict(config)
-    if values.pop("vocab_size") < 1:
-        raise SeqlabError(f"model.vocab_size: {config.vocab_size} must be >= 1")
-    check_params(ARCH_MODELS[arch], {"arch": arch, **values}, "model")
 
 
 def model_spec(model: nn.Module) -> dict[str, Any]:
     """The config dict (arch + fields, vocab_size included) that rebuilds `model`."""
-    for arch, (_, model_cls) in ARCHS.items():
+    for _, model_cls in ARCHS.values():
         if type(model) is model_cls:
-            return {"arch": arch, **dataclasses.asdict(model.config)}
+            return dataclasses.asdict(model.config)
     raise SeqlabError(f"{type(model).__name__}: not a seqlab model")
 
 

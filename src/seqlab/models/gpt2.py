@@ -14,28 +14,12 @@ probability to the padding rows.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-
-@dataclass
-class GPTConfig:
-    vocab_size: int = 258  # the real vocabulary, set from the data by build_model
-    block_size: int = 128  # longest sequence (size of the position embedding)
-    n_layer: int = 2
-    n_head: int = 4
-    n_embd: int = 256
-    dropout: float = 0.0
-    bias: bool = True  # biases in Linear and LayerNorm layers, as GPT-2
-    pad_vocab_multiple: int = 1  # 64 for GPT-2's tokenizer: 50257 -> 50304
-
-    @property
-    def padded_vocab_size(self) -> int:
-        m = self.pad_vocab_multiple
-        return (self.vocab_size + m - 1) // m * m
+from seqlab.config import GPTConfig
 
 
 class CausalSelfAttention(nn.Module):

@@ -16,7 +16,6 @@ too: training uses them to pick its best checkpoint by actual PER, evaluation to
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,29 +24,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from seqlab.config import GRUCTCConfig
 from seqlab.data.phonemes import ctc_frames
 from seqlab.metrics import corpus_per, greedy_decode, per_by_day
 
-if TYPE_CHECKING:  # the data layer imports the typed config (pydantic): not on the step's path
+if TYPE_CHECKING:  # the data layer's reader of recordings: not on the step's path
     from seqlab.data.neural import NeuralSplit
-
-
-@dataclass
-class GRUCTCConfig:
-    vocab_size: int = 41  # set from the data: 40 phonemes (39 ARPAbet + SIL) + blank
-    n_features: int = 256  # set from the data: 128 threshold crossings + 128 spike power
-    n_days: int = 1  # set from the data: one input layer per recording day
-    hidden: int = 1024  # GRU units (baseline nUnits)
-    n_layer: int = 5  # GRU layers (baseline nLayers)
-    bidirectional: bool = True
-    dropout: float = 0.4  # between GRU layers (baseline dropout)
-    input_dropout: float = 0.0  # on the day layer's output (seed 003)
-    layer_norm: bool = False  # LayerNorm on the GRU output (seed 003)
-    kernel_len: int = 32  # unfold window in 20 ms bins
-    stride_len: int = 4  # unfold stride: one output frame per 80 ms
-    smooth: bool = True  # Gaussian smoothing of the input over time
-    smooth_width: int = 2  # its sd in bins (baseline gaussianSmoothWidth 2.0)
-    smooth_kernel: int = 20  # its taps (baseline: 20)
 
 
 def gaussian_kernel(width: float, taps: int) -> torch.Tensor:

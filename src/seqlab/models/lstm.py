@@ -6,20 +6,12 @@ orthogonal recurrent weights, forget-gate bias 1.0, no weight decay needed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
 
 import torch
 import torch.nn as nn
 
-
-@dataclass
-class LSTMConfig:
-    vocab_size: int = 258  # set from the data by build_model: 256 units + BOS + EOS
-    n_embd: int = 256
-    hidden: int = 256
-    n_layer: int = 2
-    dropout: float = 0.0  # between LSTM layers and before the output layer
+from seqlab.config import LSTMConfig
 
 
 class LSTMLM(nn.Module):

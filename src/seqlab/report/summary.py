@@ -40,6 +40,7 @@ entropy, or above it); when the milestone was not reached the last logged loss i
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -49,6 +50,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from seqlab.config import Plateau, from_dict
 from seqlab.io import SeqlabError, atomic_write, jsonable, read_json, write_json
 from seqlab.report.factors import factors_of_final
 from seqlab.report.logs import read_log
@@ -57,7 +59,6 @@ ID_COLS = ["experiment", "run", "variant", "seed", "task"]
 #: columns that are neither metrics nor overrides (prefixes end in a dot).
 NON_METRIC_PREFIXES = ("cfg.", "event.", "log.")
 NON_METRIC_COLS = {*ID_COLS, "overrides", "trial_dir", "model_path", "max_steps"}
-DEFAULT_PLATEAU = {"milestone": 40, "margin": 0.5, "metric": "eval"}
 
 
 def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -279,7 +280,7 @@ def make_final(
     experiments = sorted(df["experiment"].dropna().unique())
     if len(experiments) != 1:
         raise SeqlabError(f"make_final: expected one experiment, got {experiments}")
-    rule = {**DEFAULT_PLATEAU, **(plateau or {})}
+    rule = dataclasses.asdict(from_dict(Plateau, plateau or {}, "plateau"))
     if rule["metric"] not in ("eval", "train"):
         raise SeqlabError(f"plateau metric {rule['metric']!r}: use 'eval' or 'train'")
     baseline = (checks or {}).get("unigram_entropy_nats")

@@ -5,24 +5,11 @@ from a generator seeded by (trial seed, batch index)."""
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 
-
-@dataclass
-class Augment:
-    white_noise: float = 0.0
-    constant_offset: float = 0.0
-    time_mask_width: int = 0
-    time_mask_max: int = 0
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Augment:
-        """Keys validated by seqlab.config; a missing key takes the default (no augmentation)."""
-        return cls(**d)
+from seqlab.config import Augment
 
 
 def batch_seed(seed: int, index: int, stream: str) -> int:

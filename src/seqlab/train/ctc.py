@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from seqlab.config import TrainConfig
 from seqlab.data.neural import NeuralSplit, load_split, pad_batch
 from seqlab.io import SeqlabError, file_sha256
 from seqlab.models.gru_ctc import decode_split, forward
-from seqlab.train.augment import Augment, augment, batch_seed
-from seqlab.train.config import TrainConfig
+from seqlab.train.augment import augment, batch_seed
 from seqlab.train.tasks import to_device
 
 
@@ -45,7 +45,7 @@ class CTCTask:
         self.train, man = load_split(self.manifest_path, self.train_split)
         self.eval, _ = load_split(self.manifest_path, self.eval_split)
         self.device, self.seed, self.batch_size = device, seed, cfg.batch_size
-        self.aug = Augment.from_dict(cfg.augment or {})
+        self.aug = cfg.augment
         self.vocab_size = int(man["n_classes"])
         if len(self.train) < cfg.batch_size:
             raise SeqlabError(
@@ -54,7 +54,7 @@ class CTCTask:
             )
         self.model_sizes = {}  # the model's data-given sizes; the loop adds them to cfg.model
         for key in ("n_days", "n_features"):
-            value, given = int(man[key]), cfg.model.get(key)
+            value, given = int(man[key]), getattr(cfg.model, key)
             if given is not None and (
                 (key == "n_days" and given < value) or (key == "n_features" and given != value)
             ):
@@ -105,4 +105,4 @@ class CTCTask:
         }
 
 
-__all__ = ["Augment", "CTCTask", "NeuralSplit", "augment", "batch_seed"]
+__all__ = ["CTCTask", "NeuralSplit", "augment", "batch_seed"]

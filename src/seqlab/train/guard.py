@@ -23,7 +23,7 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from seqlab.train.config import GuardConfig
+from seqlab.config import GuardConfig
 
 
 @dataclass

@@ -31,11 +31,11 @@ from typing import Any
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from seqlab.config import TrainConfig, from_dict
 from seqlab.io import remove_stale_temps
 from seqlab.models import build_model, count_params, model_spec
 from seqlab.train import distributed
 from seqlab.train.checkpoint import Checkpointer, init_weights
-from seqlab.train.config import TrainConfig
 from seqlab.train.guard import StabilityGuard
 from seqlab.train.logbook import Logbook, write_metrics
 from seqlab.train.optim import apply_update, build_optimizer, effective_lr, set_lr
@@ -94,7 +94,7 @@ class Run:
         self.task: Task = build_task(trial, cfg, device)
         self.prec = Precision(cfg.precision, device.type)
         sizes = getattr(self.task, "model_sizes", {})  # data-given sizes (CTC: days, features)
-        self.raw = build_model({**cfg.model, **sizes}, self.task.vocab_size).to(
+        self.raw = build_model(replace(cfg.model, **sizes), self.task.vocab_size).to(
             device, self.prec.param_dtype
         )
         self.init = init_weights(self.raw, cfg.init_from) if cfg.init_from else None
@@ -118,7 +118,7 @@ class Run:
 
     def lr(self) -> float:
         c, s = self.cfg, self.guard.state
-        base = float(c.optim.get("lr", 1e-3))
+        base = c.optim.lr
         return effective_lr(
             self.st.step, c.schedule, base, c.max_steps, s.lr_scale, c.guard.lr_floor
         )
@@ -337,7 +337,7 @@ def train(
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Train one trial to completion (or resume it) and write its outputs; returns metrics."""
-    cfg = TrainConfig.from_dict(trial["train"])
+    cfg = from_dict(TrainConfig, trial["train"], "train")
     out, t_start = Path(out_dir), time.time()
     torch.set_num_threads(cfg.threads)
     dd, device = distributed.setup(cfg.device)

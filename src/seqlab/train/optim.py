@@ -3,17 +3,9 @@
 `lr_at` is a pure function of the step, so a resumed trial needs only its step to continue
 the schedule exactly (no scheduler state in the checkpoint).
 
-Keys are validated once, with the rest of the config, by `seqlab.config`; here missing keys
-take the same defaults and nothing is checked on the hot path.
-
-optim keys (defaults): name (adam | adamw | sgd; adam), lr (1e-3),
-betas [0.9, 0.999], eps 1e-8, weight_decay 0.0, momentum 0.0 (sgd),
-decay_2d_only false, fused null (= auto: on when every parameter is on CUDA).
-Keys that do not apply to the chosen optimizer (betas for sgd, momentum for adam) are
-ignored, so a grid can switch `name` over one base config.
-
-schedule keys (defaults): name (constant | cosine | inverse_sqrt | linear, default constant),
-warmup 0, warmup_init 0.0, min_lr 0.0.
+The keys and their defaults are seqlab.config's `Optim` and `Schedule` (a plain dict is
+taken too: missing keys take those defaults). Keys that do not apply to the chosen optimizer
+(betas for sgd, momentum for adam) are ignored, so a grid can switch `name` over one base config.
 """
 
 from __future__ import annotations
@@ -24,24 +16,10 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from seqlab.config import Optim, Schedule, from_dict
+
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "inverse_sqrt", "linear")
-OPTIM_DEFAULTS: dict[str, Any] = {
-    "name": "adam",
-    "lr": 1e-3,
-    "betas": [0.9, 0.999],
-    "eps": 1e-8,
-    "weight_decay": 0.0,
-    "momentum": 0.0,
-    "decay_2d_only": False,
-    "fused": None,
-}
-SCHEDULE_DEFAULTS: dict[str, Any] = {
-    "name": "constant",
-    "warmup": 0,
-    "warmup_init": 0.0,
-    "min_lr": 0.0,
-}
 
 
 def param_groups(model: nn.Module, weight_decay: float, decay_2d_only: bool) -> list[dict]:
@@ -56,7 +34,7 @@ def param_groups(model: nn.Module, weight_decay: float, decay_2d_only: bool) -> 
     ]
 
 
-def build_optimizer(model: nn.Module, cfg: dict[str, Any]) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, cfg: Optim | dict[str, Any]) -> torch.optim.Optimizer:
     """torch's Adam / AdamW / SGD as configured, weight decay as torch implements it.
 
     Adam's weight_decay is coupled (L2 added to the gradient, then rescaled by Adam), AdamW's
@@ -64,19 +42,19 @@ def build_optimizer(model: nn.Module, cfg: dict[str, Any]) -> torch.optim.Optimi
     algorithm. weight_decay is always passed, so AdamW's torch default of 0.01 never applies
     silently.
     """
-    c = {**OPTIM_DEFAULTS, **cfg}
-    lr, wd = float(c["lr"]), float(c["weight_decay"])
-    groups = param_groups(model, wd, bool(c["decay_2d_only"]))
-    fused = c["fused"]
+    c = from_dict(Optim, cfg, "optim")
+    lr, wd = float(c.lr), float(c.weight_decay)
+    groups = param_groups(model, wd, c.decay_2d_only)
+    fused = c.fused
     if fused is None:  # auto, as nanoGPT: the fused kernel where it is known to pay, on CUDA
         fused = all(p.is_cuda for g in groups for p in g["params"])
-    if c["name"] == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=float(c["momentum"]), fused=fused)
-    opt_cls = torch.optim.AdamW if c["name"] == "adamw" else torch.optim.Adam
-    return opt_cls(groups, lr=lr, betas=tuple(c["betas"]), eps=float(c["eps"]), fused=fused)
+    if c.name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=float(c.momentum), fused=fused)
+    opt_cls = torch.optim.AdamW if c.name == "adamw" else torch.optim.Adam
+    return opt_cls(groups, lr=lr, betas=tuple(c.betas), eps=float(c.eps), fused=fused)
 
 
-def lr_at(step: int, cfg: dict[str, Any], base_lr: float, max_steps: int) -> float:
+def lr_at(step: int, cfg: Schedule | dict[str, Any], base_lr: float, max_steps: int) -> float:
     """Learning rate of optimizer step `step` (0 = the first step); a pure function.
 
     Warmup (all schedules): for step < warmup the LR rises linearly,
@@ -92,8 +70,8 @@ def lr_at(step: int, cfg: dict[str, Any], base_lr: float, max_steps: int) -> flo
                     with warmup 0, base_lr / sqrt(max(step, 1)) (fairseq would give 0).
                     min_lr, when set, is a floor.
     """
-    c = {**SCHEDULE_DEFAULTS, **cfg}
-    name, warmup, min_lr, warmup_init = c["name"], c["warmup"], c["min_lr"], c["warmup_init"]
+    c = from_dict(Schedule, cfg, "schedule")
+    name, warmup, min_lr, warmup_init = c.name, c.warmup, c.min_lr, c.warmup_init
     if step < warmup:
         return warmup_init + (base_lr - warmup_init) * step / warmup
     if name == "constant":
@@ -110,7 +88,7 @@ def lr_at(step: int, cfg: dict[str, Any], base_lr: float, max_steps: int) -> flo
 
 def effective_lr(
     step: int,
-    schedule: dict[str, Any],
+    schedule: Schedule | dict[str, Any],
     base_lr: float,
     max_steps: int,
     guard_scale: float,

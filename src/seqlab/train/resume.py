@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
+from seqlab.config import TrainConfig
 from seqlab.train.checkpoint import Checkpointer, shape_misfit
-from seqlab.train.config import TrainConfig
 
 #: train keys that change neither the weights' trajectory nor which checkpoint is best: a
 #: checkpoint made under other values of these is resumed (a larger max_steps continues a

@@ -14,11 +14,11 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 
+from seqlab.config import TrainConfig
 from seqlab.data.shards import Manifest
 from seqlab.data.store import open_split
 from seqlab.data.units import StoreBatches, n_rows
 from seqlab.io import SeqlabError, file_sha256
-from seqlab.train.config import TrainConfig
 
 
 class Task(Protocol):

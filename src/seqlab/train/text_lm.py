@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from seqlab.config import GPTModel, TrainConfig
 from seqlab.data.token_bins import read_bin
 from seqlab.io import SeqlabError, file_sha256, read_json
 from seqlab.models import GPTConfig, estimate_flops_per_token
-from seqlab.train.config import TrainConfig
 from seqlab.train.precision import device_peak_flops
 from seqlab.train.tasks import LMTask, lm_eval_loss, to_device
 
@@ -61,7 +61,7 @@ class TextLMTask(LMTask):
                 )
         self.eval_batches = cfg.eval_batches
         self.tokens_per_batch = self.B * self.T
-        self.model_cfg = dict(cfg.model)
+        self.model_cfg = cfg.model
 
     def _host_batch(self, split: str, offsets: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         data = read_bin(self.paths[split])  # opened anew per batch, as nanoGPT
@@ -105,11 +105,10 @@ class TextLMTask(LMTask):
 
     def flops_per_token(self) -> int | None:
         """nanoGPT's 6N + 12 L H Q T at the trained T (None for non-GPT models)."""
-        if self.model_cfg.get("arch") != "gpt2":
+        if not isinstance(self.model_cfg, GPTModel):
             return None
-        fields = {f.name for f in dataclasses.fields(GPTConfig)}
-        kw = {k: v for k, v in self.model_cfg.items() if k in fields}
-        config = GPTConfig(**{**kw, "vocab_size": self.vocab_size, "block_size": self.T})
+        spec = {**dataclasses.asdict(self.model_cfg), "block_size": self.T}
+        config = GPTConfig(**spec, vocab_size=self.vocab_size)
         return estimate_flops_per_token(config)
 
     def perf_metrics(self, tokens_per_s: float, device: torch.device) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import numpy as np
 
 from seqlab.data.prepare import prepare_dataset
 from seqlab.data.token_bins import write_bin
-from seqlab.io import write_json
+from seqlab.files import write_json
 from seqlab.report.precision import format_precision_table, precision_of_trials
 from seqlab.train.loop import train
 

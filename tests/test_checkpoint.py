@@ -13,7 +13,8 @@ import torch
 from conftest import PYTHON, ROOT, curves, tiny_trial
 
 from seqlab.config import TrainConfig, from_dict
-from seqlab.io import SeqlabError, atomic_write, write_json
+from seqlab.errors import SeqlabError
+from seqlab.files import atomic_write, write_json
 from seqlab.train.checkpoint import CorruptCheckpoint, load_checkpoint, save_checkpoint
 from seqlab.train.logbook import read_log
 from seqlab.train.loop import Preempted, train

@@ -13,7 +13,7 @@ import pytest
 from seqlab.data.checks import check_and_write, run_unit_checks
 from seqlab.data.shards import Utterance, write_manifest, write_shards
 from seqlab.data.units import token_stream
-from seqlab.io import SeqlabError
+from seqlab.errors import SeqlabError
 
 V = 256
 SHARD = 50  # utterances per shard

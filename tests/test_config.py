@@ -18,7 +18,7 @@ from conftest import PYTHON, ROOT, TINY_DATASET, TINY_TRAIN
 
 from seqlab.config import TrainConfig, UnitChecks, from_dict
 from seqlab.config_load import ConfigError, load_yaml, parse, problems, validate_config
-from seqlab.io import SeqlabError
+from seqlab.errors import SeqlabError
 
 
 def base() -> dict[str, Any]:

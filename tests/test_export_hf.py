@@ -15,7 +15,7 @@ from conftest import tiny_trial
 from safetensors.torch import load_file
 
 from seqlab.data.manifest import bos_eos
-from seqlab.io import read_json, write_json
+from seqlab.files import read_json, write_json
 from seqlab.models import build_model
 from seqlab.models.hf_gpt2 import write_hf_gpt2
 from seqlab.train.load import load_model

@@ -18,7 +18,7 @@ from seqlab.data.ingest import (
 )
 from seqlab.data.prepare import prepare_dataset
 from seqlab.data.shards import Manifest, Utterance, export_shards, iter_shard, write_shards
-from seqlab.io import SeqlabError
+from seqlab.errors import SeqlabError
 
 
 def items(n: int, seed: int = 0, prefix: str = "utt") -> list[tuple[str, np.ndarray]]:

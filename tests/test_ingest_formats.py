@@ -16,7 +16,7 @@ from seqlab.data.ingest import read_units_text, write_units_text
 from seqlab.data.prepare import prepare_dataset
 from seqlab.data.shards import Manifest
 from seqlab.data.text_units import iter_text_blocks
-from seqlab.io import SeqlabError
+from seqlab.errors import SeqlabError
 
 
 def items(n: int, seed: int, prefix: str) -> list[tuple[str, np.ndarray]]:

@@ -9,7 +9,8 @@ import pytest
 import torch
 from conftest import tiny_trial
 
-from seqlab.io import SeqlabError, write_json
+from seqlab.errors import SeqlabError
+from seqlab.files import write_json
 from seqlab.models import build_model
 from seqlab.train.checkpoint import load_checkpoint, save_checkpoint
 from seqlab.train.load import load_latest_model, load_model, pick_device

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from seqlab.config import TrainConfig
 from seqlab.config_load import parse
 from seqlab.data.phonemes import ctc_frames
-from seqlab.io import SeqlabError
+from seqlab.errors import SeqlabError
 from seqlab.models import (
     build_model,
     count_params,

@@ -19,7 +19,7 @@ from seqlab.data.neural import (
     read_pickle,
 )
 from seqlab.data.prepare import prepare_dataset
-from seqlab.io import SeqlabError
+from seqlab.errors import SeqlabError
 
 TINY_SYNTH = {
     "seed": 1,

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from seqlab.data.prepare import prepare_dataset
-from seqlab.io import write_json
+from seqlab.files import write_json
 from seqlab.report.precision import MODES, precision_table
 from seqlab.report.summary import load_trials
 from seqlab.train.checkpoint import load_checkpoint
@@ -195,7 +195,7 @@ def test_auto_resumes_only_checkpoints_of_the_mode_it_resolves_to(
 def test_auto_is_a_valid_precision_in_the_typed_config() -> None:
     from seqlab.config import TrainConfig
     from seqlab.config_load import parse
-    from seqlab.io import SeqlabError
+    from seqlab.errors import SeqlabError
 
     assert parse(TrainConfig, {"precision": "auto"}, "train").precision == "auto"
     with pytest.raises(SeqlabError, match="precision"):

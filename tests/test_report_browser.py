@@ -19,7 +19,7 @@ import pytest
 from conftest import ROOT, tiny_trial
 from PIL import Image
 
-from seqlab.io import write_json
+from seqlab.files import write_json
 from seqlab.report.study import compare, report, summarize_experiment
 from seqlab.train.loop import train
 

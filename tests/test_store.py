@@ -15,7 +15,7 @@ from seqlab.config import TrainConfig, from_dict
 from seqlab.data.shards import Manifest
 from seqlab.data.store import StoreSplit, StoreWriter, open_split
 from seqlab.data.units import StoreBatches, token_stream
-from seqlab.io import SeqlabError
+from seqlab.errors import SeqlabError
 from seqlab.train.tasks import UnitLMTask
 
 

@@ -15,8 +15,9 @@ from seqlab.data.checks import run_checks
 from seqlab.data.ingest import read_units_text, write_units_text
 from seqlab.data.prepare import prepare_dataset
 from seqlab.data.swuggy_files import read_gold, read_submission, write_gold, write_submission
+from seqlab.errors import SeqlabError
 from seqlab.eval.swuggy import lm_scores
-from seqlab.io import SeqlabError, read_json
+from seqlab.files import read_json
 from seqlab.metrics import evaluate, evaluate_split
 from seqlab.models import build_model
 

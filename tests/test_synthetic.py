@@ -13,7 +13,7 @@ from seqlab.data.shards import Manifest
 from seqlab.data.synthetic_units import SyntheticUnitsParams, build_synthetic_units
 from seqlab.data.units import token_stream
 from seqlab.data.world import World, WorldParams, stream_rng
-from seqlab.io import SeqlabError
+from seqlab.errors import SeqlabError
 
 SMALL = {"n_train_utterances": 200, "n_eval_utterances": 30, "shard_size": 64}
 

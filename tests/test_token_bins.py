@@ -14,7 +14,7 @@ from seqlab.data.checks import run_checks
 from seqlab.data.prepare import prepare_dataset
 from seqlab.data.token_bins import EOT, decode_bytes, encode_bytes, read_bin, write_bin
 from seqlab.data.world import World, WorldParams, stream_rng
-from seqlab.io import SeqlabError
+from seqlab.errors import SeqlabError
 from seqlab.train.text_lm import TextLMTask
 
 SMALL = {"kind": "synthetic_text_bins", "seed": 5, "lexicon_size": 200,

@@ -15,7 +15,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from seqlab.config import TrainConfig
 from seqlab.config_load import parse
-from seqlab.io import SeqlabError, read_json
+from seqlab.errors import SeqlabError
+from seqlab.files import read_json
 from seqlab.train.checkpoint import load_checkpoint, save_checkpoint
 from seqlab.train.logbook import read_log
 from seqlab.train.loop import Preempted, train

@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from seqlab.cli import run_cli
-from seqlab.io import SeqlabError, read_json
+from seqlab.errors import SeqlabError, run_cli
+from seqlab.files import read_json
 
 T = TypeVar("T")
 

@@ -36,7 +36,7 @@ from seqlab.config_datasets import (  # noqa: F401 (re-exported: one import for 
     Tagged,
     UnitChecks,
 )
-from seqlab.io import SeqlabError
+from seqlab.errors import SeqlabError
 
 PRECISIONS = ("fp32", "amp_bf16", "bf16_pure", "amp_fp16", "fp16_naive", "auto")
 Device = Annotated[str, Bound(pattern=r"^(auto|cpu|cuda(:\d+)?)$")]

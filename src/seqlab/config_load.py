@@ -31,7 +31,7 @@ from seqlab.config import (
     TrainConfig,
     apply_overrides,
 )
-from seqlab.io import SeqlabError
+from seqlab.errors import SeqlabError
 
 T = TypeVar("T")
 

@@ -17,7 +17,7 @@ import re
 from typing import Any
 
 from seqlab.config import apply_overrides
-from seqlab.io import SeqlabError
+from seqlab.errors import SeqlabError
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
 

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from seqlab.io import SeqlabError
+from seqlab.errors import SeqlabError
 
 BAND_EDGES = (0.0, 1.0, 5.0, 20.0, 100.0, math.inf)
 BAND_LABELS = ("oov", "1-5", "6-20", "21-100", ">100")

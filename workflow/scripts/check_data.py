@@ -7,8 +7,8 @@ By hand: `check_data.py results/data/spidr_synth/manifest.json /tmp/checks.json`
 import argparse
 import json
 
-from seqlab.cli import run_cli
 from seqlab.data.checks import check_and_write
+from seqlab.errors import run_cli
 
 
 def main() -> None:

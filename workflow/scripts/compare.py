@@ -8,7 +8,7 @@ results/compare/lstm_vs_gpt2.csv`.
 import argparse
 import json
 
-from seqlab.cli import run_cli
+from seqlab.errors import run_cli
 from seqlab.report.study import compare
 
 

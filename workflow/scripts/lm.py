@@ -22,12 +22,12 @@ from typing import Any
 
 import pandas as pd
 
-from seqlab.cli import run_cli
 from seqlab.config_load import load_yaml, validate_config
 from seqlab.data.checks import check_and_write
 from seqlab.data.prepare import prepare_dataset
+from seqlab.errors import SeqlabError, run_cli
+from seqlab.files import read_json, write_json
 from seqlab.grid import expand_runs, resolve_trial
-from seqlab.io import SeqlabError, read_json, write_json
 from seqlab.report.precision import precision_table
 from seqlab.report.summary import load_trials
 from seqlab.train.loop import train

@@ -6,7 +6,7 @@ By hand: `per.py results/gru_ctc/runs/base/seed0/model.pt /tmp/per.json --split 
 
 import argparse
 
-from seqlab.cli import run_cli
+from seqlab.errors import run_cli
 from seqlab.eval.per import write_per
 
 

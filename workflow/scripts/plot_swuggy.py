@@ -8,7 +8,7 @@ import argparse
 
 import pandas as pd
 
-from seqlab.cli import run_cli
+from seqlab.errors import run_cli
 from seqlab.report.swuggy_plots import plot_swuggy
 
 

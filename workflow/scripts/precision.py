@@ -7,7 +7,7 @@ results/lm/plots/precision.svg`.
 
 import argparse
 
-from seqlab.cli import run_cli
+from seqlab.errors import run_cli
 from seqlab.report.precision import write_precision
 
 

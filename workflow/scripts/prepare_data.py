@@ -8,8 +8,8 @@ By hand: `prepare_data.py --name spidr_synth --params '{"kind": "synthetic_units
 import argparse
 import json
 
-from seqlab.cli import run_cli
 from seqlab.data.prepare import describe, prepare_dataset
+from seqlab.errors import run_cli
 
 
 def main() -> None:

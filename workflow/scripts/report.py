@@ -7,7 +7,7 @@ By hand: `report.py --experiments lstm gpt2 --compare results/compare/*.csv
 
 import argparse
 
-from seqlab.cli import run_cli
+from seqlab.errors import run_cli
 from seqlab.report.study import report
 
 

@@ -8,7 +8,7 @@ results/lstm/runs/*/seed*`.
 import argparse
 import json
 
-from seqlab.cli import run_cli
+from seqlab.errors import run_cli
 from seqlab.report.study import summarize_experiment
 
 

@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from seqlab.cli import run_cli
+from seqlab.errors import run_cli
 from seqlab.eval.swuggy import evaluate_trial
 
 

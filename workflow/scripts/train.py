@@ -11,8 +11,8 @@ import signal
 import sys
 from pathlib import Path
 
-from seqlab.cli import run_cli
-from seqlab.io import read_json
+from seqlab.errors import run_cli
+from seqlab.files import read_json
 from seqlab.train.loop import Preempted, train
 
 STOP_SIGNALS = ("SIGTERM", "SIGUSR1", "SIGURG")

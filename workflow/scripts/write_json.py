@@ -7,8 +7,8 @@ Used by the trial_config rule: `write_json.py results/.../config.json '{"seed": 
 import argparse
 import json
 
-from seqlab.cli import run_cli
-from seqlab.io import write_json
+from seqlab.errors import run_cli
+from seqlab.files import write_json
 
 
 def main() -> None:

@@ -22,7 +22,8 @@ from seqlab.data.progress import Progress
 from seqlab.data.shards import Manifest
 from seqlab.data.unit_sources import sources
 from seqlab.data.unit_windows import check_anomalous_windows
-from seqlab.io import SeqlabError, read_json, write_json
+from seqlab.errors import SeqlabError
+from seqlab.files import read_json, write_json
 
 CHECKS = {
     "token_range": uc.check_token_range,

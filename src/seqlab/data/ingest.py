@@ -34,7 +34,7 @@ from seqlab.data.text_units import (
     read_units_text,
     require_units_file,
 )
-from seqlab.io import SeqlabError
+from seqlab.errors import SeqlabError
 
 __all__ = ["ingest_units_shards", "ingest_units_text", "read_units_text", "write_units_text"]
 FORMATS = ("tab", "space")  # `name<TAB>u1,u2,...` (ZeroSpeech 2021), `name u1 u2 ...` (GSLM)

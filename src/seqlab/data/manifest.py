@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import seqlab
-from seqlab.io import write_json
+from seqlab.files import write_json
 
 
 def write_dataset_manifest(

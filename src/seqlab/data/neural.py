@@ -37,7 +37,8 @@ from seqlab.config_datasets import NeuralChecks, NeuralNpz, NeuralPickle, params
 from seqlab.data.checks_report import checks_report, entropy_nats
 from seqlab.data.manifest import write_dataset_manifest
 from seqlab.data.phonemes import PHONEMES, ctc_frames
-from seqlab.io import SeqlabError, atomic_write, read_json, unpickle_trusted
+from seqlab.errors import SeqlabError
+from seqlab.files import atomic_write, read_json, unpickle_trusted
 
 N_CLASSES = len(PHONEMES) + 1  # 39 ARPAbet + SIL, + the CTC blank (id 0)
 ARRAYS = ("features", "frame_lens", "phonemes", "phone_lens", "days", "transcriptions")

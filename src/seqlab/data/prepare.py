@@ -21,7 +21,7 @@ from seqlab.data.swuggy_sets import build_swuggy_synthetic, ingest_swuggy_zerosp
 from seqlab.data.synthetic_neural import build_neural_synthetic
 from seqlab.data.synthetic_units import build_synthetic_units
 from seqlab.data.token_bins import build_synthetic_text_bins, ingest_token_bins
-from seqlab.io import SeqlabError
+from seqlab.errors import SeqlabError
 
 Builder = Callable[[str, dict[str, Any], Path], dict]
 BUILDERS: dict[str, Builder] = {

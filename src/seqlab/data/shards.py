@@ -27,7 +27,8 @@ import webdataset as wds
 
 from seqlab.data.manifest import token_ids, write_dataset_manifest
 from seqlab.data.store import StoreWriter, open_split
-from seqlab.io import SeqlabError, atomic_write, read_json
+from seqlab.errors import SeqlabError
+from seqlab.files import atomic_write, read_json
 
 
 @dataclass

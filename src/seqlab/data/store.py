@@ -29,7 +29,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from seqlab.config_datasets import TASK_KINDS
-from seqlab.io import SeqlabError
+from seqlab.errors import SeqlabError
 
 UNIT_KINDS = TASK_KINDS["unit_lm"]
 

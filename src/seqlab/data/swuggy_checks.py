@@ -15,7 +15,7 @@ import numpy as np
 from seqlab.data.checks_report import checks_report, entropy_nats
 from seqlab.data.ingest import read_units_text
 from seqlab.data.swuggy_files import read_gold
-from seqlab.io import read_json
+from seqlab.files import read_json
 
 
 def run_swuggy_checks(manifest_path: str | Path, params: dict[str, Any] | None = None) -> dict:

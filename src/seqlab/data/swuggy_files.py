@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from seqlab.io import SeqlabError, atomic_write
+from seqlab.errors import SeqlabError
+from seqlab.files import atomic_write
 
 GOLD_COLUMNS = ("id", "filename", "voice", "frequency", "word", "phones", "length", "correct")
 

@@ -35,7 +35,8 @@ from seqlab.data.shards import Manifest
 from seqlab.data.swuggy_files import read_gold, write_gold, write_submission
 from seqlab.data.synthetic_units import split_sentences
 from seqlab.data.world import World, stream_rng
-from seqlab.io import SeqlabError, read_json, write_json
+from seqlab.errors import SeqlabError
+from seqlab.files import read_json, write_json
 from seqlab.metrics import BAND_LABELS, evaluate_split, unigram_scores
 
 KINDS = ("swuggy_synthetic", "swuggy_zerospeech")

@@ -20,7 +20,7 @@ from seqlab.config import from_dict
 from seqlab.config_datasets import NeuralSynthetic, WorldParams, params_of
 from seqlab.data.neural import NeuralSplit, write_dataset
 from seqlab.data.world import CLASS_OF, PHONEMES, SIL, World, stream_rng
-from seqlab.io import SeqlabError
+from seqlab.errors import SeqlabError
 
 
 def _patterns(p: NeuralSynthetic, rng: np.random.Generator) -> np.ndarray:

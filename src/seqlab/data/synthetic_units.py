@@ -20,7 +20,7 @@ from seqlab.config_datasets import SyntheticUnits, params_of
 from seqlab.data.shards import Utterance, write_manifest, write_shards
 from seqlab.data.store import StoreWriter
 from seqlab.data.world import World, stream_rng
-from seqlab.io import SeqlabError
+from seqlab.errors import SeqlabError
 
 T = TypeVar("T")
 

@@ -29,7 +29,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from seqlab.io import SeqlabError
+from seqlab.errors import SeqlabError
 
 GZIP_MAGIC = b"\x1f\x8b"
 OTHER_COMPRESSION = (  # (magic bytes as a regex, name, how to decompress): not read as they are

@@ -29,7 +29,8 @@ from seqlab.data.checks_report import checks_report, entropy_nats
 from seqlab.data.manifest import write_dataset_manifest
 from seqlab.data.progress import Progress
 from seqlab.data.world import World, stream_rng
-from seqlab.io import SeqlabError, read_json, unpickle_trusted, write_json
+from seqlab.errors import SeqlabError
+from seqlab.files import read_json, unpickle_trusted, write_json
 
 BYTE_VOCAB = 256
 EOT = 256  # end-of-text token of the byte-level tokenizer

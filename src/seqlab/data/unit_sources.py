@@ -16,7 +16,7 @@ import numpy as np
 
 from seqlab.data.shards import Manifest, iter_shard
 from seqlab.data.store import CHUNK_TOKENS, StoreSplit
-from seqlab.io import SeqlabError
+from seqlab.errors import SeqlabError
 
 
 @dataclass

@@ -24,7 +24,7 @@ import torch
 
 from seqlab.data.neural import N_CLASSES, NeuralSplit, load_split
 from seqlab.data.phonemes import PHONEMES
-from seqlab.io import write_json
+from seqlab.files import write_json
 from seqlab.metrics import corpus_per
 from seqlab.models.gru_ctc import decode_split
 from seqlab.train.load import load_model

@@ -21,7 +21,8 @@ from seqlab.config import SwuggyEval, from_dict
 from seqlab.data.ingest import read_units_text
 from seqlab.data.manifest import token_ids
 from seqlab.data.swuggy_files import read_gold, write_submission
-from seqlab.io import SeqlabError, read_json, write_json
+from seqlab.errors import SeqlabError
+from seqlab.files import read_json, write_json
 from seqlab.metrics import evaluate_split
 from seqlab.train.checkpoint import load_checkpoint
 from seqlab.train.load import load_model, pick_device

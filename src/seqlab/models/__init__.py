@@ -17,7 +17,7 @@ from typing import Any
 import torch.nn as nn
 
 from seqlab.config import GPTConfig, GRUCTCConfig, LSTMConfig, ModelBlock, from_dict
-from seqlab.io import SeqlabError
+from seqlab.errors import SeqlabError
 from seqlab.models.gpt2 import GPT, estimate_flops_per_token, gpt_num_params
 from seqlab.models.gru_ctc import GRUCTC
 from seqlab.models.lstm import LSTMLM

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from seqlab.io import atomic_write
+from seqlab.files import atomic_write
 from seqlab.report.logs import load_curves
 
 

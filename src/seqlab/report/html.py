@@ -20,7 +20,7 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 
-from seqlab.io import atomic_write, read_json
+from seqlab.files import atomic_write, read_json
 from seqlab.report.compare import fmt_mean_std
 from seqlab.report.factors import FACTOR_HEADER, factor_rows
 from seqlab.report.overview import overview

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from seqlab.io import atomic_write
+from seqlab.files import atomic_write
 from seqlab.report.compare import fmt_mean_std
 from seqlab.report.factors import FACTOR_HEADER, factor_rows
 from seqlab.report.summary import flatten

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from seqlab.io import atomic_write, jsonable
+from seqlab.files import atomic_write, jsonable
 from seqlab.report.style import save_svg, styled
 from seqlab.report.summary import load_trials
 

@@ -35,12 +35,13 @@ from typing import Any
 
 import yaml
 
+from seqlab.errors import SeqlabError
+from seqlab.files import read_json
 from seqlab.grid import expand_runs
-from seqlab.io import SeqlabError, read_json
 from seqlab.report.logs import read_records
 
 #: the last line of a traceback (``ValueError: ...``, ``torch.OutOfMemoryError: ...``) or the
-#: one-line ``error: ...`` that seqlab.cli prints for a refused input
+#: one-line ``error: ...`` that seqlab.errors.run_cli prints for a refused input
 ERROR_LINE = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Interrupt)\b.*|error: .+|Killed.*)$")
 STEP_LINE = re.compile(r"^step (\d+)(?:/\d+)? \| loss ([-\d.eE+naif]+)(?: \| tok/s ([\d.]+)(k?))?")
 

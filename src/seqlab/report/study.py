@@ -12,7 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from seqlab.io import SeqlabError, read_json
+from seqlab.errors import SeqlabError
+from seqlab.files import read_json
 from seqlab.report.compare import compare_experiments, compare_optimizers, write_compare_csv
 from seqlab.report.html import build_report
 from seqlab.report.ledger import write_ledger

@@ -18,7 +18,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from seqlab.io import atomic_write
+from seqlab.files import atomic_write
 
 STYLE = {
     "svg.hashsalt": "seqlab",

@@ -51,7 +51,8 @@ import numpy as np
 import pandas as pd
 
 from seqlab.config import Plateau, from_dict
-from seqlab.io import SeqlabError, atomic_write, jsonable, read_json, write_json
+from seqlab.errors import SeqlabError
+from seqlab.files import atomic_write, jsonable, read_json, write_json
 from seqlab.report.factors import factors_of_final
 from seqlab.report.logs import read_log
 

@@ -25,7 +25,8 @@ from typing import Any
 
 import torch
 
-from seqlab.io import SeqlabError, atomic_write, file_sha256, remove_stale_temps
+from seqlab.errors import SeqlabError
+from seqlab.files import atomic_write, file_sha256, remove_stale_temps
 
 #: the key of a checkpoint file that holds its integrity record
 INTEGRITY = "integrity"
@@ -64,7 +65,7 @@ def content_sha256(obj: Any) -> str:
 
 
 def save_checkpoint(path: str | Path, obj: dict[str, Any], keep_previous: Path | None = None):
-    """torch.save `obj` with its integrity record, atomically (see seqlab.io.atomic_write)."""
+    """torch.save `obj` with its integrity record, atomically (see seqlab.files.atomic_write)."""
     record = {**obj, INTEGRITY: {"format": FORMAT, "sha256": content_sha256(obj)}}
     return atomic_write(path, lambda tmp: torch.save(record, tmp), keep_previous=keep_previous)
 

@@ -28,7 +28,8 @@ import torch
 
 from seqlab.config import TrainConfig
 from seqlab.data.neural import NeuralSplit, load_split, pad_batch
-from seqlab.io import SeqlabError, file_sha256
+from seqlab.errors import SeqlabError
+from seqlab.files import file_sha256
 from seqlab.models.gru_ctc import decode_split, forward
 from seqlab.train.augment import augment, batch_seed
 from seqlab.train.tasks import to_device

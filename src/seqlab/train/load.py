@@ -10,7 +10,8 @@ import torch
 import torch.nn as nn
 
 from seqlab.data.manifest import token_ids
-from seqlab.io import SeqlabError, read_json
+from seqlab.errors import SeqlabError
+from seqlab.files import read_json
 from seqlab.models import build_model
 from seqlab.train.checkpoint import load_checkpoint
 

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 import seqlab
-from seqlab.io import atomic_write, json_line, write_failure, write_json
+from seqlab.files import atomic_write, json_line, write_failure, write_json
 from seqlab.train.checkpoint import save_checkpoint
 
 LOG = "log.jsonl"

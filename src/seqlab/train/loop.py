@@ -32,7 +32,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from seqlab.config import TrainConfig, from_dict
-from seqlab.io import remove_stale_temps
+from seqlab.files import remove_stale_temps
 from seqlab.models import build_model, count_params, model_spec
 from seqlab.train import distributed
 from seqlab.train.checkpoint import Checkpointer, init_weights

@@ -18,7 +18,8 @@ from seqlab.config import TrainConfig
 from seqlab.data.shards import Manifest
 from seqlab.data.store import open_split
 from seqlab.data.units import StoreBatches, n_rows
-from seqlab.io import SeqlabError, file_sha256
+from seqlab.errors import SeqlabError
+from seqlab.files import file_sha256
 
 
 class Task(Protocol):

@@ -27,7 +27,8 @@ import torch
 
 from seqlab.config import GPTModel, TrainConfig
 from seqlab.data.token_bins import read_bin
-from seqlab.io import SeqlabError, file_sha256, read_json
+from seqlab.errors import SeqlabError
+from seqlab.files import file_sha256, read_json
 from seqlab.models import GPTConfig, estimate_flops_per_token
 from seqlab.train.precision import device_peak_flops
 from seqlab.train.tasks import LMTask, lm_eval_loss, to_device

@@ -1,4 +1,4 @@
-"""Small file helpers shared by every stage: atomic writes and one-line user errors."""
+"""Small file helpers shared by every stage: atomic writes, strict JSON, the JSON-lines log."""
 
 from __future__ import annotations
 
@@ -14,10 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-
-class SeqlabError(Exception):
-    """A problem the user can fix: printed as one line (what, where, what to do), exit 1."""
-
+from seqlab.errors import SeqlabError
 
 #: temp files of atomic writes: `.{name}.{random}.tmp` beside the final name
 TEMP_GLOB = ".*.tmp"

@@ -11,7 +11,7 @@ from rapidfuzz.distance import Levenshtein
 
 from seqlab.data.neural import NeuralSplit
 from seqlab.eval.per import baselines
-from seqlab.metrics import corpus_per, edit_distance, greedy_decode, per_by_day
+from seqlab.scoring.per import corpus_per, edit_distance, greedy_decode, per_by_day
 
 
 def one_hot_logits(frames: list[list[int]], classes: int = 41) -> torch.Tensor:

@@ -18,8 +18,8 @@ from seqlab.data.swuggy_files import read_gold, read_submission, write_gold, wri
 from seqlab.errors import SeqlabError
 from seqlab.eval.swuggy import lm_scores
 from seqlab.files import read_json
-from seqlab.metrics import evaluate, evaluate_split
 from seqlab.models import build_model
+from seqlab.scoring.swuggy import lexical_scores, lexical_scores_seen_heldout
 
 # id: (frequency, length, {voice: (word score, nonword score)}); pair scores in the comments
 HAND = {
@@ -49,7 +49,7 @@ def hand_files() -> tuple[pd.DataFrame, dict[str, float]]:
 
 def test_official_rules_on_hand_made_scores() -> None:
     gold, scores = hand_files()
-    res = evaluate(gold, scores)
+    res = lexical_scores(gold, scores)
     assert res["lexical_all"] == pytest.approx((0.75 + 0.5 + 1 + 0 + 0.75 + 1) / 6)
     bands = res["by_frequency"]
     assert {k: b["n"] for k, b in bands.items()} == {
@@ -65,11 +65,11 @@ def test_official_rules_on_hand_made_scores() -> None:
 
 def test_voice_split_and_subsets() -> None:
     gold, scores = hand_files()
-    res = evaluate_split(gold, scores, heldout=["B"])
+    res = lexical_scores_seen_heldout(gold, scores, heldout=["B"])
     assert res["seen"]["lexical_all"] == pytest.approx(3.5 / 6)
     assert res["heldout"]["lexical_all"] == pytest.approx(4.5 / 6)
     assert res["heldout"]["n_pairs"] == 6
-    assert "seen" not in evaluate_split(gold, scores)
+    assert "seen" not in lexical_scores_seen_heldout(gold, scores)
 
 
 def test_files_round_trip_and_score_from_disk(tmp_path: Path) -> None:
@@ -81,7 +81,7 @@ def test_files_round_trip_and_score_from_disk(tmp_path: Path) -> None:
     assert back == scores
     gold_back = read_gold(tmp_path)  # a directory holding gold.csv, as in the ZR2021 layout
     assert list(gold_back.columns) == list(gold.columns)
-    assert evaluate(gold_back, back) == evaluate(gold, scores)
+    assert lexical_scores(gold_back, back) == lexical_scores(gold, scores)
     line = (tmp_path / "dev.txt").read_text().splitlines()[0]
     assert len(line.split(" ")) == 2
     items = [("aXb", np.array([3, 0, 255], np.uint16)), ("zz", np.array([7], np.uint16))]
@@ -95,7 +95,7 @@ def test_bad_files_fail_with_one_line(tmp_path: Path) -> None:
     gold, scores = hand_files()
     del scores["f2B0"]
     with pytest.raises(SeqlabError, match="1 gold filenames have no score .*f2B0"):
-        evaluate(gold, scores)
+        lexical_scores(gold, scores)
     (tmp_path / "bad.txt").write_text("abc 0.5\nabc\n")
     with pytest.raises(SeqlabError, match=r"bad.txt:2: must be '<filename> <score>'"):
         read_submission(tmp_path / "bad.txt")
@@ -161,7 +161,7 @@ def test_controls_near_chance(synth_set: Path) -> None:
     assert controls["unit_unigram"]["lexical_all"] == pytest.approx(0.5, abs=0.1)
     gold = read_gold(synth_set / "gold.csv")
     sub = read_submission(synth_set / "controls" / "unit_unigram.txt")
-    again = evaluate(gold, sub)["lexical_all"]
+    again = lexical_scores(gold, sub)["lexical_all"]
     assert math.isclose(again, controls["unit_unigram"]["lexical_all"])
 
 

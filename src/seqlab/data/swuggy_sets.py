@@ -37,7 +37,7 @@ from seqlab.data.synthetic_units import split_sentences
 from seqlab.data.world import World, stream_rng
 from seqlab.errors import SeqlabError
 from seqlab.files import read_json, write_json
-from seqlab.metrics import BAND_LABELS, evaluate_split, unigram_scores
+from seqlab.scoring.swuggy import BAND_LABELS, lexical_scores_seen_heldout, unigram_scores
 
 KINDS = ("swuggy_synthetic", "swuggy_zerospeech")
 N_PH = len(PHONEMES)
@@ -295,7 +295,7 @@ def _write_set(
         if not isinstance(model, dict):  # unit counts -> unigram scores of every item
             model = dict(zip(files, unigram_scores([units[f] for f in files], model), strict=True))
         write_submission(out / "controls" / f"{cname}.txt", model)
-        results[cname] = evaluate_split(gold, model, held)
+        results[cname] = lexical_scores_seen_heldout(gold, model, held)
     write_json(out / "controls.json", results)
     summary = {
         c: {k: r.get(k) for k in ("lexical_all", "lexical_invocab")}

@@ -1,7 +1,7 @@
 """Phoneme error rate of a trained CTC decoder on a split of its dataset: per.json.
 
 The decoding and the corpus PER are the ones training used to pick the checkpoint
-(`GRUCTC`'s `decode_split`, `seqlab.metrics`), so the two never disagree.
+(`GRUCTC`'s `decode_split`, `seqlab.scoring.per`), so the two never disagree.
 
 per.json (one per trial, from its model.pt = the best checkpoint by actual PER):
 
@@ -25,8 +25,8 @@ import torch
 from seqlab.data.neural import N_CLASSES, NeuralSplit, load_split
 from seqlab.data.phonemes import PHONEMES
 from seqlab.files import write_json
-from seqlab.metrics import corpus_per
 from seqlab.models.gru_ctc import decode_split
+from seqlab.scoring.per import corpus_per
 from seqlab.train.load import load_model
 from seqlab.train.logbook import add_scalars
 

@@ -4,7 +4,7 @@ swuggy.json of a trial.
 An LM scores an item by the sum of log-probabilities of its units and EOS after BOS (the ZR2021
 LSTM baseline convention), or that sum over the number of predicted tokens (`length_normalised`,
 a variant). The set's files are read by `seqlab.data.swuggy_files` and scored by the official
-rules in `seqlab.metrics`, the same code that scored the set's controls when it was built.
+rules in `seqlab.scoring.swuggy`, the same code that scored the set's controls when it was built.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from seqlab.data.manifest import token_ids
 from seqlab.data.swuggy_files import read_gold, write_submission
 from seqlab.errors import SeqlabError
 from seqlab.files import read_json, write_json
-from seqlab.metrics import evaluate_split
+from seqlab.scoring.swuggy import lexical_scores_seen_heldout
 from seqlab.train.checkpoint import load_checkpoint
 from seqlab.train.load import load_model, pick_device
 from seqlab.train.logbook import add_scalars
@@ -123,7 +123,7 @@ def evaluate_trial(
         )
         scores = dict(zip(gold["filename"], s.tolist(), strict=True))
         write_submission(sub / "lexical" / f"{split}.txt", scores)
-        return evaluate_split(gold, scores, held)
+        return lexical_scores_seen_heldout(gold, scores, held)
 
     out: dict[str, Any] = {
         "set": man["dataset"],

@@ -26,7 +26,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqlab.config import GRUCTCConfig
 from seqlab.data.phonemes import ctc_frames
-from seqlab.metrics import corpus_per, greedy_decode, per_by_day
+from seqlab.scoring.per import corpus_per, greedy_decode, per_by_day
 
 if TYPE_CHECKING:  # the data layer's reader of recordings: not on the step's path
     from seqlab.data.neural import NeuralSplit

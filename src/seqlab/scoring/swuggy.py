@@ -1,10 +1,4 @@
-"""Scores computed by more than one stage, so they live below all of them.
-
-PER (phoneme error rate): training keeps the checkpoint with the lowest PER and evaluation
-reports it. Greedy CTC decoding: argmax per output frame, collapse repeats, drop the blank (0).
-PER is corpus level, as neural_seq_decoder computes it: total edit distance / total reference
-length over the split (not a mean of per-trial rates), also per recording day. Edit distances
-come from rapidfuzz's Levenshtein, which works on any sequences of hashables.
+"""The sWUGGY lexical scores, by the official ZeroSpeech 2021 rules.
 
 sWUGGY (ZeroSpeech 2021 lexical): a set ships controls scored by these rules when it is built
 (data), and evaluation scores models by them. The rules follow the ZR2021 / zrc lexical
@@ -24,55 +18,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from seqlab.errors import SeqlabError
 
 BAND_EDGES = (0.0, 1.0, 5.0, 20.0, 100.0, math.inf)
 BAND_LABELS = ("oov", "1-5", "6-20", "21-100", ">100")
-
-
-# -- PER -------------------------------------------------------------------------------------
-
-
-def greedy_decode(logits: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
-    """(B, T, classes) logits and (B,) valid frames -> label sequences without blanks."""
-    best = logits.argmax(-1).cpu()
-    out = []
-    for row, n in zip(best, lengths.tolist(), strict=True):
-        seq = torch.unique_consecutive(row[: int(n)])
-        out.append([int(t) for t in seq if t != 0])
-    return out
-
-
-def edit_distance(ref: Sequence[int], hyp: Sequence[int]) -> int:
-    """Levenshtein distance (insertions, deletions, substitutions all cost 1)."""
-    # imported here: the models import this module, and a training step (or the GPU
-    # benchmark, on a machine with torch and numpy alone) never decodes
-    from rapidfuzz.distance import Levenshtein
-
-    return Levenshtein.distance(list(ref), list(hyp))
-
-
-def corpus_per(refs: Sequence[Sequence[int]], hyps: Sequence[Sequence[int]]) -> dict[str, Any]:
-    """{per, n_edits, n_ref}: total edits / total reference length (NaN on an empty corpus)."""
-    edits = sum(edit_distance(r, h) for r, h in zip(refs, hyps, strict=True))
-    n_ref = sum(len(r) for r in refs)
-    return {"per": edits / n_ref if n_ref else math.nan, "n_edits": edits, "n_ref": n_ref}
-
-
-def per_by_day(
-    refs: Sequence[Sequence[int]], hyps: Sequence[Sequence[int]], days: Sequence[int]
-) -> dict[str, float]:
-    """Corpus PER of each day's trials, keyed `day00`, `day01`..."""
-    out = {}
-    for d in sorted(set(int(x) for x in days)):
-        pick = [i for i, x in enumerate(days) if int(x) == d]
-        out[f"day{d:02d}"] = corpus_per([refs[i] for i in pick], [hyps[i] for i in pick])["per"]
-    return out
-
-
-# -- sWUGGY, the official rules --------------------------------------------------------------
 
 
 def _agg(scores: pd.Series, keys: pd.Series) -> dict[str, dict[str, Any]]:
@@ -84,7 +34,7 @@ def _agg(scores: pd.Series, keys: pd.Series) -> dict[str, dict[str, Any]]:
     return out
 
 
-def by_pair(gold: pd.DataFrame, scores: Mapping[str, float]) -> pd.DataFrame:
+def pair_scores(gold: pd.DataFrame, scores: Mapping[str, float]) -> pd.DataFrame:
     """One row per id: word, nonword, frequency, length, n_voices and the mean pair score."""
     names = set(gold["filename"])
     if names != set(scores):
@@ -116,7 +66,7 @@ def by_pair(gold: pd.DataFrame, scores: Mapping[str, float]) -> pd.DataFrame:
     )
 
 
-def evaluate(
+def lexical_scores(
     gold: pd.DataFrame, scores: Mapping[str, float], voices: Collection[str] | None = None
 ) -> dict[str, Any]:
     """The official lexical scores over the pairs of `voices` (None: every voice)."""
@@ -126,7 +76,7 @@ def evaluate(
         scores = {f: scores[f] for f in gold["filename"] if f in scores}
     if gold.empty:
         raise SeqlabError("sWUGGY: no gold items for the chosen voices")
-    pairs = by_pair(gold, scores)
+    pairs = pair_scores(gold, scores)
     bands = pd.cut(
         pairs["frequency"].astype(float), list(BAND_EDGES), labels=list(BAND_LABELS), right=False
     )
@@ -144,17 +94,17 @@ def evaluate(
     }
 
 
-def evaluate_split(
+def lexical_scores_seen_heldout(
     gold: pd.DataFrame, scores: Mapping[str, float], heldout: Collection[str] = ()
 ) -> dict[str, Any]:
-    """evaluate() on every voice, plus `seen` and `heldout` blocks when voices are held out."""
-    res = evaluate(gold, scores)
+    """The scores over every voice, plus `seen` and `heldout` blocks when voices are held out."""
+    res = lexical_scores(gold, scores)
     held = set(heldout) & set(gold["voice"])
     if held:
         seen = set(gold["voice"]) - held
         for name, vs in (("seen", seen), ("heldout", held)):
             if vs:
-                sub = evaluate(gold, scores, vs)
+                sub = lexical_scores(gold, scores, vs)
                 res[name] = {k: sub[k] for k in ("lexical_all", "lexical_invocab", "n_pairs")}
     return res
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from seqlab.data.shards import Utterance, write_manifest, write_shards
+from seqlab.data.manifest import write_unit_manifest
+from seqlab.data.shards import Utterance, write_shards
 from seqlab.data.store import StoreWriter
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +42,7 @@ def make_unit_dataset(root: Path, n_train: int = 200, n_eval: int = 30, vocab: i
         utts = markov_utterances(n, seed, vocab, prefix)
         shards[split] = write_shards(utts, root, split, 64, store=writer)
         store[split] = writer.close()
-    write_manifest(root / "manifest.json", "markov", "synthetic_units", vocab, shards,
+    write_unit_manifest(root / "manifest.json", "markov", "synthetic_units", vocab, shards,
                    {"kind": "markov"}, store=store)  # fmt: skip
     return root / "manifest.json"
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from seqlab.data.checks import check_and_write, run_unit_checks
-from seqlab.data.shards import Utterance, write_manifest, write_shards
+from seqlab.data.manifest import write_unit_manifest
+from seqlab.data.shards import Utterance, write_shards
 from seqlab.data.units import token_stream
 from seqlab.errors import SeqlabError
 
@@ -43,7 +44,7 @@ def corpus() -> dict[str, list[Utterance]]:
 def make(root: Path, splits: dict[str, list[Utterance]]) -> Path:
     """Write shards + manifest.json under root, as prepare does."""
     entries = {name: write_shards(utts, root, name, SHARD) for name, utts in splits.items()}
-    write_manifest(root / "manifest.json", "toy", "synthetic_units", V, entries, {})
+    write_unit_manifest(root / "manifest.json", "toy", "synthetic_units", V, entries, {})
     return root / "manifest.json"
 
 

@@ -11,13 +11,15 @@ import numpy as np
 import pytest
 
 from seqlab.data.ingest import (
+    export_shards,
     ingest_units_shards,
     ingest_units_text,
     read_units_text,
     write_units_text,
 )
+from seqlab.data.manifest import Manifest
 from seqlab.data.prepare import prepare_dataset
-from seqlab.data.shards import Manifest, Utterance, export_shards, iter_shard, write_shards
+from seqlab.data.shards import Utterance, iter_shard, write_shards
 from seqlab.errors import SeqlabError
 
 

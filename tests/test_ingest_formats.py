@@ -13,8 +13,8 @@ import webdataset as wds
 
 from seqlab.data import text_units
 from seqlab.data.ingest import read_units_text, write_units_text
+from seqlab.data.manifest import Manifest
 from seqlab.data.prepare import prepare_dataset
-from seqlab.data.shards import Manifest
 from seqlab.data.text_units import iter_text_blocks
 from seqlab.errors import SeqlabError
 

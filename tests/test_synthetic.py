@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from seqlab.data.manifest import Manifest
 from seqlab.data.phonemes import CLASS_OF, CLASSES, PHONEME_ID, PHONEMES, SIL
 from seqlab.data.prepare import prepare_dataset
-from seqlab.data.shards import Manifest
 from seqlab.data.synthetic_units import SyntheticUnitsParams, build_synthetic_units
 from seqlab.data.units import token_stream
 from seqlab.data.world import World, WorldParams, stream_rng

@@ -75,7 +75,7 @@ def _into_new_dir(out: Path, write: Callable[[Path], T]) -> T:
 def _export_shards(args: argparse.Namespace) -> int:
     """Every split of a prepared unit dataset as `OUT/{split}-{i:06d}.tar`, the interchange
     format (text ingest writes only the packed store)."""
-    from seqlab.data.shards import export_shards
+    from seqlab.data.ingest import export_shards
 
     out = Path(args.out_dir)
     if args.shard_size < 1:

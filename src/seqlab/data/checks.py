@@ -18,8 +18,8 @@ from typing import Any
 from seqlab.config import UnitChecks, from_dict
 from seqlab.data import unit_checks as uc
 from seqlab.data.checks_report import checks_report
+from seqlab.data.manifest import Manifest
 from seqlab.data.progress import Progress
-from seqlab.data.shards import Manifest
 from seqlab.data.unit_sources import sources
 from seqlab.data.unit_windows import check_anomalous_windows
 from seqlab.errors import SeqlabError

@@ -17,7 +17,7 @@ import hashlib
 import os
 import shutil
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,9 @@ import numpy as np
 
 from seqlab.config import from_dict
 from seqlab.config_datasets import UnitsShards, UnitsText, params_of
+from seqlab.data.manifest import Manifest, write_unit_manifest
 from seqlab.data.progress import Progress
-from seqlab.data.shards import iter_shard, write_manifest
+from seqlab.data.shards import Utterance, iter_shard, write_shards
 from seqlab.data.store import StoreWriter
 from seqlab.data.text_units import (
     detect_units_only,
@@ -36,7 +37,13 @@ from seqlab.data.text_units import (
 )
 from seqlab.errors import SeqlabError
 
-__all__ = ["ingest_units_shards", "ingest_units_text", "read_units_text", "write_units_text"]
+__all__ = [
+    "export_shards",
+    "ingest_units_shards",
+    "ingest_units_text",
+    "read_units_text",
+    "write_units_text",
+]
 FORMATS = ("tab", "space")  # `name<TAB>u1,u2,...` (ZeroSpeech 2021), `name u1 u2 ...` (GSLM)
 
 
@@ -99,7 +106,7 @@ def ingest_units_text(name: str, params: dict[str, Any], out_dir: str | Path) ->
     """Quantized text file(s) -> packed store + manifest, streamed in blocks (bounded memory).
 
     Eval comes from its own file or from a stable name-hash split of train. No shards are
-    written (they cost 10x the parsing): `seqlab.data.shards.export_shards` makes them.
+    written (they cost 10x the parsing): `export_shards` makes them.
     """
     p = from_dict(UnitsText, params, f"datasets.{name}")
     files = [p.train] + ([p.eval] if p.eval else [])
@@ -152,7 +159,7 @@ def ingest_units_text(name: str, params: dict[str, Any], out_dir: str | Path) ->
     if store["eval"]["n_samples"] == 0:
         raise SeqlabError(f"dataset {name!r}: the eval split is empty; give eval or eval_fraction")
     prog.done()
-    return write_manifest(
+    return write_unit_manifest(
         Path(out_dir) / "manifest.json",
         name,
         "units_text",
@@ -269,7 +276,7 @@ def ingest_units_shards(name: str, params: dict[str, Any], out_dir: str | Path) 
         splits[split] = entries
         sources[split] = [str(s.resolve()) for s in paths]
         store[split] = writer.close()
-    return write_manifest(
+    return write_unit_manifest(
         Path(out_dir) / "manifest.json",
         name,
         "units_shards",
@@ -291,3 +298,28 @@ def _place(src: Path, dst: Path, mode: str) -> None:
         except OSError:  # across file systems: fall back to a copy
             pass
     shutil.copyfile(src, dst)
+
+
+def export_shards(manifest_path: str | Path, out_dir: str | Path, shard_size: int = 1000) -> dict:
+    """Write every split of a dataset as WebDataset shards `out_dir/{split}-{i:06d}.tar`.
+
+    Shards are the interchange format: a store-only dataset (ingested from text) leaves in
+    them, keys made tar-safe by `shard_key` (the original name stays in each sample's json).
+    """
+    man = Manifest(manifest_path)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for split in man.splits():
+        seen: dict[str, str] = {}
+
+        def utts(split: str = split, seen: dict[str, str] = seen) -> Iterator[Utterance]:
+            for u in man.iter_split(split):
+                name = str(u.meta.get("name", u.key))
+                if seen.setdefault(u.key, name) != name:
+                    raise SeqlabError(
+                        f"{man.path}: names {seen[u.key]!r} and {name!r} map to the same shard "
+                        f"key {u.key!r}; rename one (keys keep only letters, digits, '_' and '-')"
+                    )
+                yield u
+
+        out[split] = write_shards(utts(), out_dir, split, shard_size, subdir=".")
+    return out

@@ -1,14 +1,9 @@
-"""WebDataset unit shards and the dataset manifest: the contract between prepare, checks and train.
+"""WebDataset unit shards: the interchange format of unit datasets.
 
 A shard is a `.tar` with one sample per utterance: `__key__`, `units.npy` (1-D uint16 raw
-units 0..V-1, no BOS/EOS) and `json` (speaker, duration, source, ...). Tokens are units
-0..V-1, BOS = V, EOS = V+1.
-
-`manifest.json` (in the dataset directory; layout in seqlab.data.manifest) records per split
-`n_samples`, `n_units` and the shards (`{"path", "n_samples", "n_units"}`, none for a
-store-only dataset ingested from text), and the packed token store (seqlab.data.store) that
-training reads. `write_manifest` is the unit kinds' writer.
-Shard paths are relative to the manifest's directory.
+units 0..V-1, no BOS/EOS; seqlab.data.vocab) and `json` (speaker, duration, source, ...).
+The dataset's manifest (seqlab.data.manifest) lists its shards per split, paths relative to
+the manifest's directory; training reads the packed token store (seqlab.data.store) instead.
 """
 
 from __future__ import annotations
@@ -25,10 +20,9 @@ from typing import Any
 import numpy as np
 import webdataset as wds
 
-from seqlab.data.manifest import token_ids, write_dataset_manifest
-from seqlab.data.store import StoreWriter, open_split
+from seqlab.data.store import StoreWriter
 from seqlab.errors import SeqlabError
-from seqlab.files import atomic_write, read_json
+from seqlab.files import atomic_write
 
 
 @dataclass
@@ -193,132 +187,6 @@ def iter_shard(path: str | Path) -> Iterator[Utterance]:
         ) from None
 
 
-class Manifest:
-    """The parsed `manifest.json` of a dataset directory."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.root = self.path.parent
-        self.data: dict[str, Any] = read_json(self.path)
-
-    @property
-    def vocab_size(self) -> int:
-        return int(self.data["vocab_size"])
-
-    @property
-    def bos(self) -> int:
-        return int(self.data["bos"])
-
-    @property
-    def eos(self) -> int:
-        return int(self.data["eos"])
-
-    @property
-    def n_token_ids(self) -> int:
-        return token_ids(self.data)
-
-    def splits(self) -> list[str]:
-        return list(self.data["splits"])
-
-    def shard_entries(self, split: str) -> list[dict[str, Any]]:
-        try:
-            return self.data["splits"][split].get("shards", [])
-        except KeyError:
-            raise SeqlabError(
-                f"{self.path}: no split {split!r} (has {self.splits()}); check the dataset config"
-            ) from None
-
-    def shard_paths(self, split: str) -> list[Path]:
-        return [self.root / e["path"] for e in self.shard_entries(split)]
-
-    def iter_split(self, split: str) -> Iterator[Utterance]:
-        """The split's utterances: from its shards, or from the store when it has none."""
-        if self.shard_entries(split):
-            for p in self.shard_paths(split):
-                yield from iter_shard(p)
-            return
-        sp = open_split(self.root, self.data, split)
-        params = self.data.get("params", {})
-        speaker_re = re.compile(params["speaker_regex"]) if params.get("speaker_regex") else None
-        rate = float(params.get("frame_rate", 50.0))
-        with open(sp.paths["keys"], encoding="utf-8") as keys:
-            for u, key in enumerate(keys):
-                units = np.asarray(sp.tokens[sp.offsets[u] + 1 : sp.offsets[u + 1] - 1])
-                name = key.rstrip("\n")
-                m = speaker_re.search(name) if speaker_re else None
-                speaker = (m.group(1) if m.groups() else m.group(0)) if m else "unknown"
-                meta = {
-                    "name": name,
-                    "speaker": speaker,
-                    "source": sp.source(u),
-                    "duration": round(len(units) / rate, 3),
-                }
-                yield Utterance(key=shard_key(name), units=units, meta=meta)
-
-
 def shard_key(name: str) -> str:
     """A WebDataset key for a name: webdataset splits on the first dot, tar paths on '/'."""
     return re.sub(r"[^A-Za-z0-9_-]", "_", name)
-
-
-def write_manifest(
-    path: str | Path,
-    dataset: str,
-    kind: str,
-    vocab_size: int,
-    splits: dict[str, list[dict[str, Any]]],
-    params: dict[str, Any],
-    store: dict[str, dict[str, Any]] | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    """Write the manifest for shards (entries from `write_shards`) and store already on disk."""
-
-    def store_of(split: str, key: str) -> int:
-        return int((store or {}).get(split, {}).get(key, 0))
-
-    counts = {
-        name: {
-            "n_samples": sum(e["n_samples"] for e in entries) or store_of(name, "n_samples"),
-            "n_units": sum(e["n_units"] for e in entries) or store_of(name, "n_units"),
-            "shards": entries,
-        }
-        for name, entries in splits.items()
-    }
-    return write_dataset_manifest(
-        path,
-        dataset,
-        kind,
-        counts,
-        params,
-        vocab_size=vocab_size,
-        bos=vocab_size,
-        eos=vocab_size + 1,
-        n_token_ids=vocab_size + 2,
-        store=store or {},
-        **extra,
-    )
-
-
-def export_shards(manifest_path: str | Path, out_dir: str | Path, shard_size: int = 1000) -> dict:
-    """Write every split of a dataset as WebDataset shards `out_dir/{split}-{i:06d}.tar`.
-
-    Shards are the interchange format: a store-only dataset (ingested from text) leaves in
-    them, keys made tar-safe by `shard_key` (the original name stays in each sample's json).
-    """
-    man = Manifest(manifest_path)
-    out: dict[str, list[dict[str, Any]]] = {}
-    for split in man.splits():
-        seen: dict[str, str] = {}
-
-        def utts(split: str = split, seen: dict[str, str] = seen) -> Iterator[Utterance]:
-            for u in man.iter_split(split):
-                name = str(u.meta.get("name", u.key))
-                if seen.setdefault(u.key, name) != name:
-                    raise SeqlabError(
-                        f"{man.path}: names {seen[u.key]!r} and {name!r} map to the same shard "
-                        f"key {u.key!r}; rename one (keys keep only letters, digits, '_' and '-')"
-                    )
-                yield u
-
-        out[split] = write_shards(utts(), out_dir, split, shard_size, subdir=".")
-    return out

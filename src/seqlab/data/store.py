@@ -29,6 +29,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from seqlab.config_datasets import TASK_KINDS
+from seqlab.data.vocab import bos_id, eos_id
 from seqlab.errors import SeqlabError
 
 UNIT_KINDS = TASK_KINDS["unit_lm"]
@@ -63,7 +64,7 @@ class StoreWriter:
     """
 
     def __init__(self, root: str | Path, split: str, vocab_size: int):
-        self.split, self.bos, self.eos = split, vocab_size, vocab_size + 1
+        self.split, self.bos, self.eos = split, bos_id(vocab_size), eos_id(vocab_size)
         out = Path(root) / STORE_DIR
         out.mkdir(parents=True, exist_ok=True)
         self.files = {k: _HashedFile(out / f"{split}.{k}") for k in FILES}
@@ -161,7 +162,7 @@ class StoreSplit:
 
     def __init__(self, root: str | Path, entry: dict[str, Any], vocab_size: int):
         self.root, self.entry = Path(root), entry
-        self.bos, self.eos = vocab_size, vocab_size + 1
+        self.bos, self.eos = bos_id(vocab_size), eos_id(vocab_size)
         self.paths = {k: self.root / entry[k] for k in FILES}
         for k, p in self.paths.items():
             size = p.stat().st_size if p.exists() else None

@@ -29,11 +29,11 @@ from seqlab.config import from_dict
 from seqlab.config_datasets import SwuggySynthetic, SwuggyZerospeech, SyntheticUnits, params_of
 from seqlab.data.ingest import read_units_text, write_units_text
 from seqlab.data.lexicon import build_lexicon, cmudict_prons, strip_stress
-from seqlab.data.manifest import write_dataset_manifest
+from seqlab.data.manifest import Manifest, write_dataset_manifest
 from seqlab.data.phonemes import CLASS_OF, PHONEMES, SIL
-from seqlab.data.shards import Manifest
 from seqlab.data.swuggy_files import read_gold, write_gold, write_submission
 from seqlab.data.synthetic_units import split_sentences
+from seqlab.data.vocab import bos_id, eos_id, n_token_ids
 from seqlab.data.world import World, stream_rng
 from seqlab.errors import SeqlabError
 from seqlab.files import read_json, write_json
@@ -314,9 +314,9 @@ def _write_set(
         splits,
         info["params"],
         **fields,
-        bos=V,
-        eos=V + 1,
-        n_token_ids=V + 2,
+        bos=bos_id(V),
+        eos=eos_id(V),
+        n_token_ids=n_token_ids(V),
         n_ids=int(gold["id"].nunique()),
         controls=summary,
         files={"gold": "gold.csv", "units": "units.txt", "controls": "controls.json"},

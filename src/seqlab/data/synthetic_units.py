@@ -2,7 +2,7 @@
 
 Train utterances are sentences spoken by training voices; eval utterances are held-out sentences
 (never a train sentence) spoken by training and held-out voices. Written as WebDataset shards +
-manifest.json (see seqlab.data.shards), so the rest of the pipeline cannot tell it from real
+manifest.json (see seqlab.data.manifest), so the rest of the pipeline cannot tell it from real
 units. The defaults give ~2M train units (~5.16 nats unigram entropy, like SpidR's 5.17) in a
 few seconds on one core.
 """
@@ -17,7 +17,8 @@ import numpy as np
 
 from seqlab.config import from_dict
 from seqlab.config_datasets import SyntheticUnits, params_of
-from seqlab.data.shards import Utterance, write_manifest, write_shards
+from seqlab.data.manifest import write_unit_manifest
+from seqlab.data.shards import Utterance, write_shards
 from seqlab.data.store import StoreWriter
 from seqlab.data.world import World, stream_rng
 from seqlab.errors import SeqlabError
@@ -92,7 +93,7 @@ def build_synthetic_units(name: str, params: dict[str, Any], out_dir: str | Path
         splits[split] = write_shards(utts, out_dir, split, p.shard_size, store=writer)
         store[split] = writer.close()
     voices = [{"id": v.id, "heldout": v.heldout, "rate": round(v.rate, 4)} for v in world.voices]
-    return write_manifest(
+    return write_unit_manifest(
         Path(out_dir) / "manifest.json",
         dataset=name,
         kind="synthetic_units",

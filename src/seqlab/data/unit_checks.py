@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from seqlab.data.checks_report import Result, entropy_nats, more
+from seqlab.data.vocab import bos_id, eos_id
 
 CheckParams = Any  # seqlab.data.checks.CheckParams (that module imports this one)
 
@@ -77,8 +78,8 @@ class Scan:
         big = np.flatnonzero((x >= V) | (x < 0)) if x.dtype != np.uint16 else np.flatnonzero(x >= V)
         xb = x[big].astype(np.int64)
         for kind, mask in (
-            ("range", (xb < 0) | (xb > V + 1)),
-            ("special", (xb >= V) & (xb <= V + 1)),
+            ("range", (xb < 0) | (xb > eos_id(V))),
+            ("special", (xb >= bos_id(V)) & (xb <= eos_id(V))),
         ):
             hits = big[mask]
             self.bad[kind] += len(hits)
@@ -164,7 +165,7 @@ def check_no_special_tokens(scans: dict[str, Scan], srcs: dict, V: int, p: Check
             shard, key = srcs[name].where(u)
             fails.append(
                 f"check no_special_tokens failed: {shard} sample {key!r} has "
-                f"{'BOS' if unit == V else 'EOS'} ({unit}) at position {pos}"
+                f"{'BOS' if unit == bos_id(V) else 'EOS'} ({unit}) at position {pos}"
                 f"{more(sc.bad['special'], 'BOS/EOS')}; "
                 "BOS/EOS only where the loader puts them: strip them at ingest or fix vocab_size"
             )

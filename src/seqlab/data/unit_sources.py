@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from seqlab.data.shards import Manifest, iter_shard
+from seqlab.data.manifest import Manifest
+from seqlab.data.shards import iter_shard
 from seqlab.data.store import CHUNK_TOKENS, StoreSplit
 from seqlab.errors import SeqlabError
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from seqlab.config import TrainConfig
-from seqlab.data.shards import Manifest
+from seqlab.data.manifest import Manifest
 from seqlab.data.store import open_split
 from seqlab.data.units import StoreBatches, n_rows
 from seqlab.errors import SeqlabError

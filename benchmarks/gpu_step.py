@@ -38,7 +38,7 @@ from seqlab.config import Augment
 from seqlab.models import ARCHS, GPTConfig, estimate_flops_per_token
 from seqlab.train.augment import augment
 from seqlab.train.optim import apply_update, build_optimizer
-from seqlab.train.precision import (
+from seqlab.train.precision_modes import (
     Precision,
     device_peak_flops,
     unsupported_reason,

@@ -6,7 +6,7 @@
 
 Each mode trains in a fresh process (the loop of seqlab.train.loop, text_lm task) on random
 token bins of the model's vocabulary (content does not matter for speed), then prints the
-precision table of the pipeline (seqlab.report.precision, relative to fp32) over the trials'
+precision table of the pipeline (seqlab.report.precision_study, relative to fp32) over the trials'
 own metrics: tokens/s and ms/iter (medians over log intervals after the first, eval
 and checkpoint time excluded), peak memory (CUDA max allocated, or the process's peak RSS on
 CPU), MFU (GPU only, nanoGPT's formula against the device's dense bf16 peak) and the stop
@@ -23,7 +23,7 @@ import numpy as np
 from seqlab.data.prepare import prepare_dataset
 from seqlab.data.token_bins import write_bin
 from seqlab.files import write_json
-from seqlab.report.precision import format_precision_table, precision_of_trials
+from seqlab.report.precision_study import format_precision_table, precision_of_trials
 from seqlab.train.loop import train
 
 MODES = ["fp32", "amp_bf16", "bf16_pure", "amp_fp16", "fp16_naive"]

@@ -13,7 +13,7 @@ import pytest
 from seqlab.data.checks import check_and_write, run_unit_checks
 from seqlab.data.manifest import write_unit_manifest
 from seqlab.data.shards import Utterance, write_shards
-from seqlab.data.units import token_stream
+from seqlab.data.unit_batches import token_stream
 from seqlab.errors import SeqlabError
 
 V = 256

@@ -13,7 +13,7 @@ import torch
 
 from seqlab.data.prepare import prepare_dataset
 from seqlab.files import write_json
-from seqlab.report.precision import MODES, precision_table
+from seqlab.report.precision_study import MODES, precision_table
 from seqlab.report.summary import load_trials
 from seqlab.train.checkpoint import load_checkpoint
 from seqlab.train.loop import train

@@ -14,7 +14,7 @@ from conftest import markov_utterances, tiny_trial
 from seqlab.config import TrainConfig, from_dict
 from seqlab.data.manifest import Manifest
 from seqlab.data.store import StoreSplit, StoreWriter, open_split
-from seqlab.data.units import StoreBatches, token_stream
+from seqlab.data.unit_batches import StoreBatches, token_stream
 from seqlab.errors import SeqlabError
 from seqlab.train.tasks import UnitLMTask
 

@@ -11,7 +11,7 @@ from seqlab.data.manifest import Manifest
 from seqlab.data.phonemes import CLASS_OF, CLASSES, PHONEME_ID, PHONEMES, SIL
 from seqlab.data.prepare import prepare_dataset
 from seqlab.data.synthetic_units import SyntheticUnitsParams, build_synthetic_units
-from seqlab.data.units import token_stream
+from seqlab.data.unit_batches import token_stream
 from seqlab.data.world import World, WorldParams, stream_rng
 from seqlab.errors import SeqlabError
 

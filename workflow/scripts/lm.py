@@ -28,7 +28,7 @@ from seqlab.data.prepare import prepare_dataset
 from seqlab.errors import SeqlabError, run_cli
 from seqlab.files import read_json, write_json
 from seqlab.grid import expand_runs, resolve_trial
-from seqlab.report.precision import precision_table
+from seqlab.report.precision_study import precision_table
 from seqlab.report.summary import load_trials
 from seqlab.train.loop import train
 

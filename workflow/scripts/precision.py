@@ -8,7 +8,7 @@ results/lm/plots/precision.svg`.
 import argparse
 
 from seqlab.errors import run_cli
-from seqlab.report.precision import write_precision
+from seqlab.report.precision_study import write_precision
 
 
 def main() -> None:

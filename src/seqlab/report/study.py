@@ -18,7 +18,7 @@ from seqlab.report.compare import compare_experiments, compare_optimizers, write
 from seqlab.report.html import build_report
 from seqlab.report.ledger import write_ledger
 from seqlab.report.plots import plot_loss_curves, plot_seed_points
-from seqlab.report.precision import precision_table, table_records
+from seqlab.report.precision_study import precision_table, table_records
 from seqlab.report.summary import load_trials, make_final, write_final, write_summary_csv
 
 #: plots written by summarize_experiment, relative to results/{exp}/
@@ -78,11 +78,13 @@ def compare(
 
     spec.kind = "experiments": one row per (experiment, run) with the seeds' columns;
     spec.kind = "optimizers": Adam vs AdamW paired by seed and every other setting;
-    spec.kind = "precision": each precision mode relative to fp32 (seqlab.report.precision).
+    spec.kind = "precision": each precision mode relative to fp32 (seqlab.report.precision_study).
     """
     results = Path(results)
     exps = list(spec["experiments"])
-    if spec.get("kind") == "precision":  # each mode relative to fp32 (seqlab.report.precision)
+    if (
+        spec.get("kind") == "precision"
+    ):  # each mode relative to fp32 (seqlab.report.precision_study)
         df = pd.concat([pd.read_csv(results / e / "summary.csv") for e in exps])
         table = precision_table(df)
     elif spec.get("kind", "experiments") == "experiments":

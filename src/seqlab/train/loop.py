@@ -39,7 +39,7 @@ from seqlab.train.checkpoint import Checkpointer, init_weights
 from seqlab.train.guard import StabilityGuard
 from seqlab.train.logbook import Logbook, write_metrics
 from seqlab.train.optim import apply_update, build_optimizer, effective_lr, set_lr
-from seqlab.train.precision import (
+from seqlab.train.precision_modes import (
     Precision,
     optim_state_dtypes,
     resolve,

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from seqlab.config import TrainConfig
 from seqlab.data.manifest import Manifest
 from seqlab.data.store import open_split
-from seqlab.data.units import StoreBatches, n_rows
+from seqlab.data.unit_batches import StoreBatches, n_rows
 from seqlab.errors import SeqlabError
 from seqlab.files import file_sha256
 

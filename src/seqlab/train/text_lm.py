@@ -30,7 +30,7 @@ from seqlab.data.token_bins import read_bin
 from seqlab.errors import SeqlabError
 from seqlab.files import file_sha256, read_json
 from seqlab.models import GPTConfig, estimate_flops_per_token
-from seqlab.train.precision import device_peak_flops
+from seqlab.train.precision_modes import device_peak_flops
 from seqlab.train.tasks import LMTask, lm_eval_loss, to_device
 
 EVAL_SEED = 1337  # the fixed seed of evaluation offsets (the same batches for every trial)

@@ -125,6 +125,23 @@ def json_line(record: Mapping[str, Any]) -> str:
     return json.dumps(jsonable(record), allow_nan=False) + "\n"
 
 
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a JSON-lines file (`json_line`'s): the one reader of a trial's log.jsonl.
+
+    The log is appended while a trial runs, so a reader may meet a torn last line (a job killed
+    mid-write, or a trial still writing): a line that does not parse is left out, and a missing
+    file has no records.
+    """
+    path = Path(path)
+    records = []
+    for line in path.read_text(errors="replace").splitlines() if path.exists() else []:
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
 def read_json(path: str | Path) -> Any:
     """Read JSON, turning a missing or malformed file into a one-line SeqlabError."""
     path = Path(path)

@@ -15,7 +15,6 @@ per.json (one per trial, from its model.pt = the best checkpoint by actual PER):
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ import torch
 
 from seqlab.data.neural import N_CLASSES, NeuralSplit, load_split
 from seqlab.data.phonemes import PHONEMES
-from seqlab.files import write_json
+from seqlab.files import read_jsonl, write_json
 from seqlab.models.gru_ctc import decode_split
 from seqlab.scoring.per import corpus_per
 from seqlab.train.load import load_model
@@ -46,16 +45,11 @@ def baselines(train: NeuralSplit, evals: NeuralSplit) -> dict[str, Any]:
 
 def per_curve(log_path: Path) -> list[dict[str, float]]:
     """The PER at every evaluation of the training log (an unreadable last line is skipped)."""
-    out = []
-    if log_path.exists():
-        for line in log_path.read_text().splitlines():
-            try:
-                e = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if e.get("kind") == "eval" and "per" in e:
-                out.append({"step": e["step"], "per": e["per"], "eval_loss": e.get("eval_loss")})
-    return out
+    return [
+        {"step": e["step"], "per": e["per"], "eval_loss": e.get("eval_loss")}
+        for e in read_jsonl(log_path)
+        if e.get("kind") == "eval" and "per" in e
+    ]
 
 
 def write_per(model_path: str | Path, out: str | Path, split: str = "test") -> dict[str, Any]:

@@ -36,9 +36,8 @@ from typing import Any
 import yaml
 
 from seqlab.errors import SeqlabError
-from seqlab.files import read_json
+from seqlab.files import read_json, read_jsonl
 from seqlab.grid import expand_runs
-from seqlab.report.logs import read_records
 
 #: the last line of a traceback (``ValueError: ...``, ``torch.OutOfMemoryError: ...``) or the
 #: one-line ``error: ...`` that seqlab.errors.run_cli prints for a refused input
@@ -80,7 +79,7 @@ def _progress(trial: Trial, cfg: Mapping[str, Any]) -> None:
     """Step, loss, tokens/s and ETA of a running trial from log.jsonl (or train.log)."""
     train = cfg.get("train") or {}
     trial.max_steps = train.get("max_steps")
-    recs = [r for r in read_records(trial.dir / "log.jsonl") if r.get("kind") == "train"]
+    recs = [r for r in read_jsonl(trial.dir / "log.jsonl") if r.get("kind") == "train"]
     if recs:
         last = recs[-1]
         trial.step, trial.loss, trial.tok_s = last.get("step"), last.get("loss"), last.get("tok_s")

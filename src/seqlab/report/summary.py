@@ -54,7 +54,7 @@ from seqlab.config import Plateau, from_dict
 from seqlab.errors import SeqlabError
 from seqlab.files import atomic_write, jsonable, read_json, write_json
 from seqlab.report.factors import factors_of_final
-from seqlab.report.logs import read_log
+from seqlab.report.logs import log_frame
 
 ID_COLS = ["experiment", "run", "variant", "seed", "task"]
 #: columns that are neither metrics nor overrides (prefixes end in a dot).
@@ -134,7 +134,7 @@ def load_trials(trial_dirs: Iterable[str | Path]) -> pd.DataFrame:
         row["overrides"] = json.dumps(overrides, sort_keys=True)
         row.update(_metric_columns_of(metrics))
         row.update(_eval_columns(trial_dir))
-        row.update(_log_columns(read_log(trial_dir)))
+        row.update(_log_columns(log_frame(trial_dir)))
         row.update({f"cfg.{k}": v for k, v in flatten(config.get("train") or {}).items()})
         if metrics.get("precision"):  # the mode that ran: `auto` is resolved by the device
             row["cfg.precision"] = metrics["precision"]

@@ -21,7 +21,6 @@ At the end, `write_metrics` publishes model.pt and metrics.json (the rule's targ
 
 from __future__ import annotations
 
-import json
 import math
 import platform
 import resource
@@ -35,23 +34,15 @@ from typing import Any
 import torch
 
 import seqlab
-from seqlab.files import atomic_write, json_line, write_failure, write_json
+from seqlab.files import atomic_write, json_line, read_jsonl, write_failure, write_json
 from seqlab.train.checkpoint import save_checkpoint
 
 LOG = "log.jsonl"
 
 
-def read_log(trial_dir: str | Path, path: Path | None = None) -> list[dict[str, Any]]:
-    """The records of a trial's log.jsonl (or of `path`); a torn last line (killed writer) is
-    left out."""
-    path = path or Path(trial_dir) / LOG
-    out = []
-    for line in path.read_text().splitlines() if path.exists() else []:
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
-    return out
+def read_log(trial_dir: str | Path) -> list[dict[str, Any]]:
+    """The records of a trial's log.jsonl (a torn last line left out: seqlab.files.read_jsonl)."""
+    return read_jsonl(Path(trial_dir) / LOG)
 
 
 def _tb_writer(trial_dir: Path, purge_step: int | None = None) -> Any:
@@ -112,7 +103,7 @@ class Logbook:
 
     def kept(self) -> list[dict[str, Any]]:
         """The records an earlier run left: log.jsonl, or its copy when Snakemake removed it."""
-        return read_log(self.dir, self.path if self.path.exists() else self.copy)
+        return read_jsonl(self.path if self.path.exists() else self.copy)
 
     def has_records(self) -> bool:
         return self.path.exists() or self.copy.exists()

@@ -47,8 +47,10 @@ def run_id(overrides: dict[str, Any], variant: str | None = None) -> str:
 def expand_runs(exp_name: str, exp: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """{run_id: {"overrides": {...}, "variant": name | None}} for one experiment.
 
-    Every override key must exist in the experiment's base `train:` config: a typo fails
-    here with the key and the experiment named, before any job runs.
+    A typo in an override key (`optim.lrr`) is refused earlier, when the config is validated:
+    every grid value and variant is checked there as if substituted into the base `train:`.
+    Here only an override whose section is missing from the base (`optimm.lr`) fails, with
+    the experiment named; the key itself is not checked.
     """
     grid: dict[str, list[Any]] = exp.get("grid") or {}
     variants: dict[str, dict[str, Any]] = exp.get("variants") or {}

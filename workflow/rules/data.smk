@@ -1,6 +1,8 @@
-# Stage 1: prepare a dataset (synthetic generation or ingest of real units) into
-# WebDataset shards + manifest.json. Only the keys that shape the data reach prepare: the
-# `checks:` thresholds are the checks rule's params, so tuning one never rebuilds the data.
+# Stage 1: prepare a dataset (synthetic generation or ingest of real data) into its directory:
+# the files of its kind (a unit dataset: the packed token store, plus WebDataset shards unless
+# it was ingested from text) and manifest.json, written last. Only the keys that shape the data
+# reach prepare: the `checks:` thresholds are the checks rule's params, so tuning one never
+# rebuilds the data.
 
 
 rule prepare_data:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Prepare a dataset (synthetic generation or ingest) into shards + manifest.json.
+"""Prepare a dataset (synthetic generation or ingest) into its directory + manifest.json.
 
 By hand: `prepare_data.py --name spidr_synth --params '{"kind": "synthetic_units"}'
 --out results/data/spidr_synth`.

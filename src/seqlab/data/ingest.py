@@ -1,10 +1,14 @@
-"""Ingest real units into the dataset layout (WebDataset shards + manifest.json).
+"""Ingest real units into a dataset directory (the packed token store + manifest.json), and
+export a dataset back out as WebDataset shards.
 
 Two sources:
 
 - the quantized text formats of ZeroSpeech 2021 (`name<TAB>u1,u2,...`) and GSLM
-  (`name u1 u2 ...`; also `name|u1 u2 ...` as fairseq's quantizer writes it), detected per line;
-- existing WebDataset unit shards, validated against the contract and copied (or linked) in.
+  (`name u1 u2 ...`; also `name|u1 u2 ...` as fairseq's quantizer writes it), detected per line:
+  only the store is written, no shards (they cost 10x the parsing; `export_shards`, the
+  `seqlab export-shards` command, writes them on demand);
+- existing WebDataset unit shards, validated against the contract and copied (or linked) in;
+  their units are also packed into the store, which is what training reads.
 
 Errors point at `file:line` (text) or `shard: sample` (shards) and say what to do, because the
 files come from the user's own tokenizer and the first run is where mistakes show.

@@ -1,4 +1,8 @@
-"""Prepare a dataset directory (shards + manifest.json) from its config block, all or nothing.
+"""Prepare a dataset directory (its files + manifest.json) from its config block, all or nothing.
+
+The files depend on the kind: a unit dataset has the packed token store (seqlab.data.store),
+plus WebDataset shards when it is generated or ingested from shards (text ingest writes none);
+token bins, neural features and sWUGGY sets have files of their own (seqlab.data.manifest).
 
 The builder writes into a temp directory beside `out_dir`; only when it succeeded are its
 entries renamed into `out_dir`, manifest.json last. A failed or killed prepare therefore never

@@ -1,9 +1,12 @@
-"""Every shipped config (default and examples) validates at every depth and resolves every trial."""
+"""Every shipped config (default and examples) validates at every depth, and each of its runs
+reaches the typed config the loop reads."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import ROOT
@@ -15,21 +18,34 @@ from seqlab.grid import expand_runs, resolve_trial
 CONFIGS = [ROOT / "config" / "config.yaml", *sorted((ROOT / "config" / "examples").glob("*.yaml"))]
 
 
+def typed_value(config: Any, dotted: str) -> Any:
+    """The value at a dotted key (`optim.lr`, `guard.lr_cut`) of a typed config, whose
+    sections are dataclasses or dicts; tuples read as lists, as YAML writes them."""
+    for part in dotted.split("."):
+        config = config[part] if isinstance(config, dict) else getattr(config, part)
+    return list(config) if isinstance(config, tuple) else config
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
-def test_config_is_valid_and_every_trial_resolves(path: Path) -> None:
-    """The typed models check every key at every depth (datasets, checks, model, optim,
-    schedule, guard, augment, eval, every grid value and variant); then every trial resolves
-    into a TrainConfig with its defaults filled."""
+def test_config_is_valid_and_every_run_reaches_the_typed_config(path: Path) -> None:
+    """The typed config checks every key at every depth (datasets, checks, model, optim,
+    schedule, guard, augment, eval, every grid value and variant). Then every grid point of
+    every variant is a run of its own, and each run's overrides are what the loop reads: the
+    typed config of its trial holds every override's value, so no two runs train the same."""
     cfg = validate_config(load_yaml(path), [str(path)])
-    assert cfg["experiments"] and cfg["datasets"]
     for name, exp in cfg["experiments"].items():
         runs = expand_runs(name, exp)
-        assert runs
-        for run in runs:
+        n_points = math.prod(len(values) for values in (exp.get("grid") or {}).values())
+        assert len(runs) == n_points * max(1, len(exp.get("variants") or {})), name
+        typed = {}
+        for run, spec in runs.items():
             trial = resolve_trial(name, exp, run, exp["seeds"][0], {"manifest": "-"})
             tc = parse(TrainConfig, trial["train"], f"{path.name}:{name}.{run}")
             assert from_dict(TrainConfig, trial["train"]) == tc  # what the loop rebuilds
-            assert tc.model.arch == exp["train"]["model"]["arch"]
+            for key, value in spec["overrides"].items():
+                assert typed_value(tc, key) == value, f"{name}.{run}: {key}"
+            typed[run] = repr(tc)
+        assert len(set(typed.values())) == len(runs), f"{name}: two runs train the same config"
 
 
 def test_shipped_configs_cover_every_dataset_kind_and_arch() -> None:

@@ -6,8 +6,8 @@
 
 Runs from the source tree with torch and numpy alone: synthetic batches (content does not
 matter for speed), the models of seqlab.models, the optimizer, precision and update of
-seqlab.train (`apply_update`: clip, skip non-finite on the device), CTC augmentation of
-seqlab.train.ctc drawn on the device. No data loading, no Snakemake.
+seqlab.train (`clip_gradients`, `optimizer_step`: a non-finite update skipped on the device),
+CTC augmentation of seqlab.train.ctc drawn on the device. No data loading, no Snakemake.
 
 Per model x precision it prints tokens/s (frames/s for CTC), ms/step (median over timed
 blocks), MFU (GPT-2 only: nanoGPT's 6N + 12LHQT flops against the device's dense bf16 peak)
@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from seqlab.config import Augment
 from seqlab.models import ARCHS, GPTConfig, estimate_flops_per_token
 from seqlab.train.augment import augment
-from seqlab.train.optim import apply_update, build_optimizer
+from seqlab.train.optim import build_optimizer, clip_gradients, optimizer_step
 from seqlab.train.precision_modes import (
     Precision,
     device_peak_flops,
@@ -117,7 +117,8 @@ def bench(
         with prec.autocast():
             loss = loss_of(model, arch, batch, i)
             scaler.scale(loss).backward()
-        apply_update(opt, scaler, model.parameters(), loss.detach(), 1.0, True)
+        gnorm = clip_gradients(opt, scaler, model.parameters(), 1.0)
+        optimizer_step(opt, scaler, loss.detach(), gnorm, True)
         return loss
 
     for i in range(3):  # warm-up: cuDNN plans, allocator, optimizer state

@@ -22,8 +22,7 @@ from seqlab.data.prepare import prepare_dataset
 from seqlab.data.token_bins import write_bin
 from seqlab.train import distributed
 from seqlab.train.augment import augment
-from seqlab.train.loop import Run, train
-from seqlab.train.optim import set_lr
+from seqlab.train.loop import Trial, train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -65,13 +64,11 @@ def trials(unit_manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     return gpu_trials(unit_manifest, tmp_path_factory.mktemp("gpu"))
 
 
-def _updates(run: Run, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    out = []
+def _updates(trial: Trial, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """n steps; their (loss, grad norm), still on the device (nothing judges them)."""
     for _ in range(n):
-        set_lr(run.opt, run.lr())
-        out.append(run.update())
-        run.st.step += 1
-    return out
+        trial.update(trial.lr())
+    return [(loss, gnorm) for _, _, loss, gnorm in trial.pending[-n:]]
 
 
 @pytest.mark.parametrize(
@@ -81,7 +78,7 @@ def test_steady_state_steps_do_not_sync(task: str, trials: dict, tmp_path: Path)
     trial = trials[task]
     cfg = from_dict(TrainConfig, trial["train"])
     dd, device = distributed.setup("cuda")
-    run = Run(trial, cfg, dd, device, tmp_path, quiet)
+    run = Trial(trial, cfg, dd, device, tmp_path, quiet)
     assert run.skip_on_device  # the fused optimizer takes the found_inf flag
     run.model.train()
     _updates(run, 3)  # warm-up: cuDNN plans, allocator pools, optimizer state, pinned blocks
@@ -100,8 +97,8 @@ def test_ctc_step_but_the_loss_does_not_sync(trials: dict, tmp_path: Path) -> No
     augmentation drawn on the device, the day layers, the GRU and the backward never wait; a
     sync that our code adds here fails even while torch's own one remains."""
     trial = trials["ctc"]
-    run = Run(trial, from_dict(TrainConfig, trial["train"]), *distributed.setup("cuda"),
-              tmp_path, quiet)  # fmt: skip
+    run = Trial(trial, from_dict(TrainConfig, trial["train"]), *distributed.setup("cuda"),
+                tmp_path, quiet)  # fmt: skip
     run.model.train()
     _updates(run, 3)  # warm-up, as above
     torch.cuda.synchronize()
@@ -119,8 +116,8 @@ def test_ctc_step_but_the_loss_does_not_sync(trials: dict, tmp_path: Path) -> No
 
 def test_non_finite_update_is_skipped_on_the_device(trials: dict, tmp_path: Path) -> None:
     trial = trials["lstm"]
-    run = Run(trial, from_dict(TrainConfig, trial["train"]), *distributed.setup("cuda"),
-              tmp_path, quiet)  # fmt: skip
+    run = Trial(trial, from_dict(TrainConfig, trial["train"]), *distributed.setup("cuda"),
+                tmp_path, quiet)  # fmt: skip
     run.model.train()
     _updates(run, 2)
     before = {k: v.clone() for k, v in run.raw.state_dict().items()}

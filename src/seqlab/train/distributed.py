@@ -10,6 +10,7 @@ stopping agrees); rank 0 alone writes checkpoints and outputs.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -43,6 +44,13 @@ class Dist:
         t = torch.tensor([int(flag)], device=_collective_device())
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t.item())
+
+    def stop_requested(self, should_stop: Callable[[], bool], due: bool) -> bool:
+        """The stop flag: every step in one process; under DDP only at read points (`due`),
+        where all ranks agree on it by one collective."""
+        if not self.enabled:
+            return should_stop()
+        return self.any(should_stop()) if due else False
 
     def mean_tensor(self, t: torch.Tensor) -> torch.Tensor:
         """The mean over ranks of a scalar tensor, reduced where it lives (no host sync)."""

@@ -16,26 +16,19 @@ trial directory (tags train/loss, train/lr, train/grad_norm, train/tokens_per_s,
 eval/<metric>, events as text), so `tensorboard --logdir results/<exp>` shows
 runs/<run>/seed<k> side by side.
 `add_scalars` lets evaluation code add its scores (sWUGGY, PER) to a trial's events later.
-At the end, `write_metrics` publishes model.pt and metrics.json (the rule's target) last.
+What a finished trial publishes (model.pt, metrics.json) is seqlab.train.publish.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-import platform
-import resource
-import statistics
-import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import torch
-
-import seqlab
-from seqlab.files import atomic_write, json_line, read_jsonl, write_failure, write_json
-from seqlab.train.checkpoint import save_checkpoint
+from seqlab.files import atomic_write, json_line, read_jsonl, write_failure
 
 LOG = "log.jsonl"
 
@@ -43,6 +36,34 @@ LOG = "log.jsonl"
 def read_log(trial_dir: str | Path) -> list[dict[str, Any]]:
     """The records of a trial's log.jsonl (a torn last line left out: seqlab.files.read_jsonl)."""
     return read_jsonl(Path(trial_dir) / LOG)
+
+
+class Throughput:
+    """Tokens/s and ms per step over the steps counted since the last reading; time spent
+    `untimed` (evaluations, checkpoints) is left out."""
+
+    def __init__(self, tokens_per_step: int) -> None:
+        self.tokens_per_step = tokens_per_step
+        self.restart()
+
+    def restart(self) -> None:
+        self.t_last, self.steps = time.perf_counter(), 0
+
+    def count_step(self) -> None:
+        self.steps += 1
+
+    @contextlib.contextmanager
+    def untimed(self) -> Iterator[None]:
+        t_side = time.perf_counter()
+        yield
+        self.t_last += time.perf_counter() - t_side
+
+    def read(self) -> tuple[float, float]:
+        """(tokens/s, ms per step) since the last reading (or restart); then starts anew."""
+        dt = time.perf_counter() - self.t_last
+        n = max(self.steps, 1)
+        self.restart()
+        return n * self.tokens_per_step / dt, 1000 * dt / n
 
 
 def _tb_writer(trial_dir: Path, purge_step: int | None = None) -> Any:
@@ -185,89 +206,3 @@ class Logbook:
                 f.close()
             except OSError as e:
                 raise write_failure(Path(f.name), e) from e
-
-
-def code_versions() -> dict[str, str]:
-    src = Path(seqlab.__file__).resolve().parent
-    try:
-        git = subprocess.run(
-            ["git", "-C", str(src), "describe", "--always", "--dirty"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        git = "unknown"
-    return {
-        "seqlab": seqlab.__version__,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "git": git,
-    }
-
-
-def peak_memory_mb(device: torch.device) -> tuple[float, str]:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "cpu_peak_rss"
-
-
-def write_metrics(
-    out: Path,
-    trial: dict[str, Any],
-    cfg: Any,
-    task: Any,
-    st: Any,
-    model_file: dict[str, Any],
-    device: torch.device,
-    t_start: float,
-    n_params: int = 0,
-    extra: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Publish model.pt, then metrics.json (the rule's target) last. `cfg`, `task`, `st`:
-    the loop's TrainConfig, Task (None: a skipped trial) and TrainerState."""
-    # a skipped trial still publishes model.pt (the rule's output), saying why it has none
-    save_checkpoint(out / "model.pt", model_file or {"model": None, **(extra or {})})
-    mem, mem_kind = peak_memory_mb(device)
-    g = (extra or {}).pop("guard", {})
-    guard_counts = {
-        "n_skipped": g.get("n_skipped", 0),
-        "n_lr_cuts": g.get("n_cuts", 0),
-        "n_rollbacks": g.get("n_rollbacks", 0),
-    }
-    final = st.last_eval
-    metrics = {
-        "experiment": trial.get("experiment"),
-        "run": trial.get("run"),
-        "seed": trial.get("seed"),
-        "task": trial.get("task", "unit_lm"),
-        "steps": st.step,
-        "max_steps": cfg.max_steps,
-        "stop_reason": st.stop_reason,
-        "select_metric": task.select if task else None,
-        "final_eval_loss": final.get("eval_loss", math.nan),
-        "best_eval_loss": st.best_eval_loss,
-        "best": st.best if math.isfinite(st.best) else math.nan,
-        "best_step": st.best_step,
-        "eval_loss_at": st.eval_at,
-        "train_loss_at": st.train_loss_at,
-        "final_train_loss": st.final_train_loss,
-        "tokens_per_s": statistics.median(st.tok_s) if st.tok_s else math.nan,
-        "ms_per_iter": statistics.median(st.ms_iter) if st.ms_iter else math.nan,
-        "peak_mem_mb": mem,
-        "peak_mem_kind": mem_kind,
-        "wall_s": time.time() - t_start,
-        "params": n_params,
-        "precision": cfg.precision,  # the mode that ran (`auto` resolved)
-        "precision_asked": trial.get("precision_asked", cfg.precision),
-        **guard_counts,
-        "device": str(device),
-        "versions": code_versions(),
-        "data": task.data_info() if task else {},
-        "model_path": "model.pt" if model_file else None,  # None: skipped, no weights
-        **{f"final_{k}": v for k, v in final.items() if k != "eval_loss"},
-        **(extra or {}),
-    }
-    write_json(out / "metrics.json", metrics)
-    return metrics

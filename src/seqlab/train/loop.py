@@ -1,29 +1,29 @@
-"""The training loop: one for every task, readable top to bottom.
+"""The training loop, one for every task: `train` reads as one step, top to bottom.
 
-Input: a resolved trial config (what `config.json` holds). Output, in the trial directory:
-`metrics.json`, `log.jsonl` (appended while the trial runs), TensorBoard events and
-`model.pt` (the best checkpoint by the task's real eval metric). Resumable state lives in
-`ckpt/` (`last.pt`, `prev.pt`, `best.pt`): rerunning a killed trial continues from the newest
-intact state and, on CPU, ends bitwise where an uninterrupted run would, because the data
-order is a function of (seed, step) and the RNG state is checkpointed.
+A trial is one seed of one run (a run: one grid point of an experiment, named by
+seqlab.grid.run_id); its input is its resolved config (`config.json`). It writes `log.jsonl`
+and TensorBoard events as it goes (logbook.py), resumable state to `ckpt/`, and at the end
+`model.pt` (the best weights by the task's eval metric) and `metrics.json` (publish.py). A
+killed trial, rerun, continues from its newest intact state (resume.py says which it may) and,
+on CPU, ends bitwise where an uninterrupted one would: the data order is a function of (seed,
+step) and the RNG state is checkpointed.
 
-The parts: `Run` holds what one trial trains (task, model, optimizer, precision) and does one
-update; `StabilityGuard` judges each update; `Checkpointer` saves and restores, and
-`resume.refusal` says which checkpoint may be continued; `Logbook` records; `effective_lr`
-is the LR. On CUDA the steady-state step never waits for the device:
-loss and grad norm stay there and are read every `log_interval` steps (and before an
-evaluation or a checkpoint), a non-finite update is skipped on the device (the fused
-optimizers' found_inf), the next micro-batch is staged while the current one runs. The
-guard's counting, cuts and roll-backs then act at log granularity; on CPU at every step.
+A step, in order: the LR (`Trial.lr`: the schedule, optim.lr_at, times the guard's cuts);
+forward, backward, clip, optimizer step (`Trial.update`); the guard's verdict and the log line
+(`Trial.judge`); evaluation (`Trial.evaluate`); a checkpoint (`Trial.save`). On CUDA the step
+never waits for the device: loss and grad norm stay there until a read point (every
+`log_interval` steps, and before an evaluation or a checkpoint), a non-finite update is
+skipped on the device, the next micro-batch is staged while this one runs; the guard then acts
+at that granularity (on CPU at every step).
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import math
-import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -33,25 +33,28 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from seqlab.config import TrainConfig, from_dict
 from seqlab.files import remove_stale_temps
-from seqlab.models import build_model, count_params, model_spec
+from seqlab.models import build_model
 from seqlab.train import distributed
 from seqlab.train.checkpoint import Checkpointer, init_weights
 from seqlab.train.guard import StabilityGuard
-from seqlab.train.logbook import Logbook, write_metrics
-from seqlab.train.optim import apply_update, build_optimizer, effective_lr, set_lr
-from seqlab.train.precision_modes import (
-    Precision,
-    optim_state_dtypes,
-    resolve,
-    set_tf32,
-    unsupported_reason,
-)
-from seqlab.train.resume import refusal, trajectory_fingerprint
+from seqlab.train.logbook import Logbook, Throughput
+from seqlab.train.optim import build_optimizer, clip_gradients, effective_lr, optimizer_step, set_lr
+from seqlab.train.precision_modes import Precision, resolve, set_tf32, unsupported_reason
+from seqlab.train.publish import publish, write_metrics
+from seqlab.train.resume import newest_resumable, restore_best, trajectory_fingerprint
 from seqlab.train.tasks import Task, build_task
 
 
 class Preempted(Exception):
     """Raised after a stop request (SIGTERM, Slurm's warning signal) once the state is saved."""
+
+
+class Judged(enum.Enum):
+    """What `Trial.judge` found in the steps it read."""
+
+    OK = "ok"  # every step stands
+    ROLLED_BACK = "rolled_back"  # a loss spike: the trial is back at its last checkpoint
+    DIVERGED = "diverged"  # the trial stops here (stop_reason "diverged")
 
 
 @dataclass
@@ -77,12 +80,13 @@ class TrainerState:
 ROLLBACK_KEEPS = ("best", "best_step", "bad_evals")
 
 
-class Run:
-    """One trial's moving parts and the update they make together."""
+class Trial:
+    """One trial's moving parts (task, model, optimizer, precision, guard, checkpoints, log)
+    and the step they take together."""
 
     def __init__(
         self,
-        trial: dict[str, Any],
+        spec: dict[str, Any],
         cfg: TrainConfig,
         dd: distributed.Dist,
         device: torch.device,
@@ -90,38 +94,64 @@ class Run:
         echo: Callable[[str], None],
     ) -> None:
         self.cfg, self.dd, self.device, self.out = cfg, dd, device, out
-        torch.manual_seed(int(trial["seed"]))  # fixes the initialisation; the task the data
-        self.task: Task = build_task(trial, cfg, device)
+        self.cuda = device.type == "cuda"
+        torch.manual_seed(int(spec["seed"]))  # fixes the initialisation; the task the data
+        self.task: Task = build_task(spec, cfg, device)
         self.prec = Precision(cfg.precision, device.type)
         sizes = getattr(self.task, "model_sizes", {})  # data-given sizes (CTC: days, features)
-        self.raw = build_model(replace(cfg.model, **sizes), self.task.vocab_size).to(
-            device, self.prec.param_dtype
-        )
+        raw = build_model(replace(cfg.model, **sizes), self.task.vocab_size)
+        self.raw = raw.to(device, self.prec.param_dtype)
         self.init = init_weights(self.raw, cfg.init_from) if cfg.init_from else None
-        model = torch.compile(self.raw) if cfg.compile else self.raw
+        self.model = torch.compile(self.raw) if cfg.compile else self.raw
         if dd.enabled:
-            model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
-        self.model = model
+            self.model = DDP(self.model, device_ids=[device.index] if self.cuda else None)
         self.opt = build_optimizer(self.raw, cfg.optim)
         self.scaler = self.prec.scaler()
         self.guard = StabilityGuard(cfg.guard, self.scaler.is_enabled())
         self.ckpt = Checkpointer(out / "ckpt", writer=dd.main)
         self.log = Logbook(out, cfg.max_steps, echo, writer=dd.main)
         self.st = TrainerState()
-        self.fingerprint = trajectory_fingerprint(trial, self.task.data_info(), dd.world, self.init)
-        self.cuda = device.type == "cuda"
+        self.fingerprint = trajectory_fingerprint(spec, self.task.data_info(), dd.world, self.init)
         # a non-finite update is skipped on the device (no sync) where the optimizer is fused
         self.skip_on_device = self.cuda and getattr(self.opt, "_step_supports_amp_scaling", 0)
         self._staged: tuple[int, Any] | None = None
+        #: the steps not judged yet: (step, lr, loss, grad norm), the numbers on the device
+        self.pending: list[tuple[int, float, torch.Tensor, torch.Tensor]] = []
         self.best_lost: dict[str, Any] | None = None  # both copies of the best weights gone
-        self.t_last, self.steps_since = time.perf_counter(), 0
+        tokens = cfg.grad_accum * dd.world * self.task.tokens_per_batch
+        self.speed = Throughput(tokens)  # tokens/s of the steps between two log lines
+
+    def running(self) -> bool:
+        return self.st.step < self.cfg.max_steps and not self.st.stop_reason
 
     def lr(self) -> float:
-        c, s = self.cfg, self.guard.state
-        base = c.optim.lr
-        return effective_lr(
-            self.st.step, c.schedule, base, c.max_steps, s.lr_scale, c.guard.lr_floor
-        )
+        """The LR of the next step: the schedule's (optim.lr_at), times the guard's cuts."""
+        c = self.cfg
+        base, scale = c.optim.lr, self.guard.state.lr_scale
+        return effective_lr(self.st.step, c.schedule, base, c.max_steps, scale, c.guard.lr_floor)
+
+    def update(self, lr: float) -> int:
+        """The next step, at `lr`: forward and backward over `grad_accum` micro-batches, clip,
+        optimizer step; returns its number (its loss and grad norm wait on the device)."""
+        set_lr(self.opt, lr)
+        accum, dd = self.cfg.grad_accum, self.dd
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        for j in range(accum):
+            micro = self.st.step * accum + j
+            batch = self._batch(micro)
+            sync = not dd.enabled or j == accum - 1  # DDP all-reduces on the last only
+            with self.prec.autocast(), contextlib.nullcontext() if sync else self.model.no_sync():
+                loss = self.task.loss(self.model, batch)
+                self.scaler.scale(loss / accum).backward()
+            self._stage(micro + 1)
+            loss_sum += loss.detach().double()
+        loss_t = dd.mean_tensor(loss_sum / accum)  # every rank judges the same number
+        gnorm_t = clip_gradients(self.opt, self.scaler, self.raw.parameters(), self.cfg.grad_clip)
+        optimizer_step(self.opt, self.scaler, loss_t, gnorm_t, self.cfg.guard.enabled)
+        self.st.step += 1
+        self.speed.count_step()
+        self.pending.append((self.st.step, lr, loss_t, gnorm_t))
+        return self.st.step
 
     def _batch(self, micro: int) -> Any:
         """Micro-batch `micro` of the global sequence; on CUDA the next one is then staged (its
@@ -135,31 +165,58 @@ class Run:
             index = micro * self.dd.world + self.dd.rank
             self._staged = (index, self.task.train_batch(index))
 
-    def update(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """One optimizer step over `grad_accum` micro-batches; (loss, grad norm) on device."""
-        accum, dd = self.cfg.grad_accum, self.dd
-        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        for j in range(accum):
-            micro = self.st.step * accum + j
-            batch = self._batch(micro)
-            sync = not dd.enabled or j == accum - 1  # DDP all-reduces on the last only
-            with self.prec.autocast(), contextlib.nullcontext() if sync else self.model.no_sync():
-                loss = self.task.loss(self.model, batch)
-                self.scaler.scale(loss / accum).backward()
-            self._stage(micro + 1)
-            loss_sum += loss.detach().double()
-        loss_t = dd.mean_tensor(loss_sum / accum)  # every rank judges the same number
-        gnorm_t = apply_update(
-            self.opt,
-            self.scaler,
-            self.raw.parameters(),
-            loss_t,
-            self.cfg.grad_clip,
-            self.cfg.guard.enabled,
-        )
-        return loss_t, gnorm_t
+    def judge(self) -> Judged:
+        """Read the pending steps' numbers (one device sync) and let the guard judge them in
+        order; log them at the log interval. Stops at a roll-back or a divergence."""
+        pending, self.pending = self.pending, []
+        values = torch.stack([torch.stack((lo, g.double())) for _, _, lo, g in pending]).tolist()
+        st, cfg = self.st, self.cfg
+        for (step, lr, _, _), (loss, gnorm) in zip(pending, values, strict=True):
+            v = self.guard.observe(loss, gnorm, self.ckpt.last.exists() or self.ckpt.prev.exists())
+            for name, info in v.events:
+                self.log.event(step, name, **info)
+            if v.diverged:
+                st.stop_reason = "diverged"
+                return Judged.DIVERGED
+            if v.rollback:
+                self._roll_back(step, loss)
+            for why in v.cuts:
+                cut = self.guard.cut(why, self.lr())
+                if cut is not None:
+                    self.log.event(st.step if v.rollback else step, "lr_cut", **cut)
+            if v.rollback:
+                return Judged.ROLLED_BACK
+            if step in cfg.milestones:
+                st.train_loss_at[str(step)] = loss
+            if step % cfg.log_interval == 0 or step == cfg.max_steps:
+                st.final_train_loss = loss
+                tok_s, ms_iter = self.speed.read()
+                if step > cfg.log_interval:  # the first interval is warm-up, out of the medians
+                    st.tok_s.append(tok_s)
+                    st.ms_iter.append(ms_iter)
+                self.log.train(step, loss, lr, gnorm, tok_s)
+        return Judged.OK
+
+    def _roll_back(self, step: int, loss: float) -> None:
+        """Weights, optimizer, RNG, step and replayed records go back; decisions stay."""
+        kept = {k: getattr(self.st, k) for k in ROLLBACK_KEEPS}
+        state, _ = self.ckpt.load_state(lambda s: True, lambda path, why: None)
+        assert state is not None  # the guard rolls back only where a checkpoint exists
+        self._restore(state)
+        self.st.__dict__.update(kept)
+        self.guard.rolled_back(state["guard"])
+        self.log.rewind(self.st.step)
+        self.log.event(self.st.step, "rollback", loss=loss, from_step=step, to_step=self.st.step)
+
+    @contextlib.contextmanager
+    def untimed(self) -> Iterator[None]:
+        """Work besides the step (evaluation, checkpoints): left out of tokens/s."""
+        with self.speed.untimed():
+            yield
 
     def evaluate(self) -> None:
+        """Score the model on the eval split; a better score (the task's `select` metric)
+        makes the best checkpoint, `patience` evaluations without one stop the trial."""
         st, cfg = self.st, self.cfg
         self.model.eval()
         with self.prec.autocast():
@@ -167,12 +224,9 @@ class Run:
         self.model.train()
         st.last_eval, st.last_eval_step = res, st.step
         self.log.eval(st.step, res)
-        if math.isfinite(res.get("eval_loss", math.nan)):
-            st.best_eval_loss = (
-                min(res["eval_loss"], st.best_eval_loss)
-                if math.isfinite(st.best_eval_loss)
-                else res["eval_loss"]
-            )
+        loss = res.get("eval_loss", math.nan)
+        if math.isfinite(loss) and (math.isnan(st.best_eval_loss) or loss < st.best_eval_loss):
+            st.best_eval_loss = loss
         if st.step in cfg.milestones:  # eval_loss_at: the loss, whatever picks the best
             st.eval_at[str(st.step)] = res.get("eval_loss", res[self.task.select])
         value = res[self.task.select]
@@ -185,7 +239,12 @@ class Run:
                 st.stop_reason = "early_stop"
                 self.log.event(st.step, "early_stop", best_step=st.best_step, patience=cfg.patience)
 
+    def keep_weights(self, step: int) -> None:
+        """ckpt/step{N}.pt: the weights alone, for evaluations over steps (`keep_steps`)."""
+        self.ckpt.save_weights(self.ckpt.kept(step).name, self.raw.state_dict(), step)
+
     def save(self) -> None:
+        """The resumable state: weights, optimizer, scaler, RNG, trainer and guard."""
         rng = self.dd.gather_rng()  # a collective: every rank takes part, rank 0 writes
         self.ckpt.save_state(
             {
@@ -201,9 +260,13 @@ class Run:
         )
         self.dd.barrier()
 
-    def restore(self, ck: dict[str, Any]) -> None:
-        """ck loaded on the CPU: RNG states stay CPU tensors; load_state_dict moves weights
-        and optimizer state to their parameters' device."""
+    def preempt(self) -> None:
+        """A stop was requested: say so in the log and save the state to resume from."""
+        self.log.event(self.st.step, "preempted")
+        self.save()
+
+    def _restore(self, ck: dict[str, Any]) -> None:
+        """A saved state (loaded on the CPU; load_state_dict moves it to the parameters')."""
         self.raw.load_state_dict(ck["model"])
         self.opt.load_state_dict(ck["optim"])
         self.scaler.load_state_dict(ck["scaler"])
@@ -214,137 +277,75 @@ class Run:
         self._staged = None
 
     def start(self) -> None:
-        """Resume from the newest intact checkpoint of this trajectory, or start afresh (and
-        evaluate step 0, the start of every curve). Says in the log what it found."""
+        """Resume from the newest checkpoint this trial may continue (resume.py), or start afresh
+        and evaluate step 0, the start of every curve; the log says which, and why."""
         if self.dd.main:
             remove_stale_temps(self.out)
         self.ckpt.start()
-        corrupt: list[tuple[str, str]] = []
-        # a resumed log continues the earlier records: without any (log.jsonl and its copy in
-        # ckpt/ both deleted) the curve would start mid-way, so the trial is retrained whole
         log_kept = self.log.has_records()
-        best = self.ckpt.load_best()  # read once: it may be newer than the checkpoint
-        refused: list[str] = []
-
-        def accept(s: dict[str, Any]) -> bool:
-            why = refusal(
-                s,
-                self.fingerprint,
-                self.cfg,
-                self.raw,
-                self.ckpt,
-                log_kept,
-                None if best is None else best["step"],
-            )
-            refused.extend([why] if why else [])
-            return why is None
-
-        state, discarded = self.ckpt.load_state(accept, lambda p, why: corrupt.append((p, why)))
-        if state is not None:
-            self.restore(state)
-            self.guard.load_state_dict(state["guard"])
-        self.log.open(self.st.step if state is not None else None)
-        for path, why in corrupt:
-            self.log.event(
-                self.st.step,
-                "ckpt_corrupt",
-                path=path,
-                why=why,
-                then="resume" if state is not None else "restart",
-            )
-        if state is None:
-            if discarded:  # resuming would publish results this config does not produce
-                self.log.event(0, "ckpt_discarded", why=refused[0])
+        found = newest_resumable(self.ckpt, self.fingerprint, self.cfg, self.raw, log_kept)
+        if found.state is not None:
+            self._restore(found.state)
+            self.guard.load_state_dict(found.state["guard"])
+        self.log.open(self.st.step if found.state is not None else None)
+        then = "resume" if found.state is not None else "restart"
+        for path, why in found.corrupt:
+            self.log.event(self.st.step, "ckpt_corrupt", path=path, why=why, then=then)
+        if found.state is None:
+            if found.refused:  # resuming would publish results this config does not produce
+                self.log.event(0, "ckpt_discarded", why=found.refused)
             if self.init is not None:
                 i = self.init
                 self.log.event(
                     0, "init_from", path=i["path"], sha256=i["sha256"], weights_step=i["step"]
                 )
             self.evaluate()
-            return
-        if self.st.best_step >= 0 and best is None:  # every rank agrees
-            self.recover_best()
-        self.log.event(self.st.step, "resume", from_step=self.st.step)
+        else:
+            if self.st.best_step >= 0 and found.best is None:  # every rank agrees
+                self._recover_best()
+            self.log.event(self.st.step, "resume", from_step=self.st.step)
+        self.model.train()
+        self.speed.restart()
 
-    def recover_best(self) -> None:
+    def _recover_best(self) -> None:
         """best.pt is lost: model.pt, a verified copy of the best weights, restores it; only
         when both are gone is the best forgotten (the selection restarts, and metrics.json
         says so in `best_lost`)."""
         st = self.st
-        published = self.ckpt.load_published(self.fingerprint)
-        if published is not None and published["step"] == st.best_step:
-            self.ckpt.save_best(published["model"], st.best_step, published["eval"])
+        if restore_best(self.ckpt, self.fingerprint, st.best_step):
             self.log.event(st.step, "best_restored", best_step=st.best_step, source="model.pt")
             return
         self.log.event(st.step, "best_lost", best_step=st.best_step)
         self.best_lost = {"best_step": st.best_step, "then": f"selection restarts at {st.step}"}
         st.best, st.best_step, st.bad_evals = math.inf, -1, 0
 
-    def judge(self, pending: list[tuple[int, float, torch.Tensor, torch.Tensor]]) -> bool:
-        """Read the pending steps' numbers (one device sync) and let the guard judge them in
-        order; log at the log interval. False: the trial rolled back (or diverged)."""
-        values = torch.stack([torch.stack((lo, g.double())) for _, _, lo, g in pending]).tolist()
-        st, cfg = self.st, self.cfg
-        for (step, lr, _, _), (loss, gnorm) in zip(pending, values, strict=True):
-            v = self.guard.observe(loss, gnorm, self.ckpt.last.exists() or self.ckpt.prev.exists())
-            for name, info in v.events:
-                self.log.event(step, name, **info)
-            if v.diverged:
-                st.stop_reason = "diverged"
-                return False
-            if v.rollback:
-                self.roll_back(step, loss)
-            for why in v.cuts:
-                cut = self.guard.cut(why, self.lr())
-                if cut is not None:
-                    self.log.event(st.step if v.rollback else step, "lr_cut", **cut)
-            if v.rollback:
-                return False
-            if step in cfg.milestones:
-                st.train_loss_at[str(step)] = loss
-            if step % cfg.log_interval == 0 or step == cfg.max_steps:
-                st.final_train_loss = loss
-                self.log.train(step, loss, lr, gnorm, self.tok_s(step))
-        return True
+    def finish(self) -> None:
+        """The last step is always evaluated; the stop reason is max_steps unless set."""
+        if self.st.last_eval_step != self.st.step:
+            self.evaluate()
+        self.st.stop_reason = self.st.stop_reason or "max_steps"
+        self.dd.barrier()
 
-    def roll_back(self, step: int, loss: float) -> None:
-        """Weights, optimizer, RNG, step and replayed records go back; decisions stay."""
-        kept = {k: getattr(self.st, k) for k in ROLLBACK_KEEPS}
-        state, _ = self.ckpt.load_state(lambda s: True, lambda path, why: None)
-        assert state is not None  # the guard rolls back only where a checkpoint exists
-        self.restore(state)
-        self.st.__dict__.update(kept)
-        self.guard.rolled_back(state["guard"])
-        self.log.rewind(self.st.step)
-        self.log.event(self.st.step, "rollback", loss=loss, from_step=step, to_step=self.st.step)
-
-    def tok_s(self, step: int) -> float:
-        """Tokens/s over the steps since the last log line (eval/ckpt time left out)."""
-        dt = time.perf_counter() - self.t_last
-        n = max(self.steps_since, 1)
-        tok_s = n * self.cfg.grad_accum * self.dd.world * self.task.tokens_per_batch / dt
-        if step > self.cfg.log_interval:  # the first interval is warm-up, kept out of medians
-            self.st.tok_s.append(tok_s)
-            self.st.ms_iter.append(1000 * dt / n)
-        self.t_last, self.steps_since = time.perf_counter(), 0
-        return tok_s
+    def close(self) -> None:
+        self.log.close()
 
 
 def train(
-    trial: dict[str, Any],
+    spec: dict[str, Any],
     out_dir: str | Path,
     should_stop: Callable[[], bool] = lambda: False,
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Train one trial to completion (or resume it) and write its outputs; returns metrics."""
-    cfg = from_dict(TrainConfig, trial["train"], "train")
+    """Train one trial (`spec`: its resolved config) to completion, or resume it, and write
+    its outputs; returns its metrics."""
+    cfg = from_dict(TrainConfig, spec["train"], "train")
     out, t_start = Path(out_dir), time.time()
     torch.set_num_threads(cfg.threads)
     dd, device = distributed.setup(cfg.device)
     if cfg.precision == "auto":  # the mode that runs is the one fingerprinted and recorded
         mode = resolve(cfg.precision, device)
-        trial = {**trial, "train": {**trial["train"], "precision": mode}, "precision_asked": "auto"}
-        cfg = replace(cfg, precision=trial["train"]["precision"])
+        spec = {**spec, "train": {**spec["train"], "precision": mode}, "precision_asked": "auto"}
+        cfg = replace(cfg, precision=mode)
         echo(f"precision auto -> {cfg.precision} on {device}")
     echo = echo if dd.main else (lambda _line: None)  # rank 0 speaks
     tf32 = set_tf32(cfg.tf32)  # explicit and recorded: "fp32" means IEEE fp32 unless tf32
@@ -357,117 +358,43 @@ def train(
         if not dd.main:
             return {"stop_reason": "unsupported", "rank": dd.rank}
         st = TrainerState(stop_reason="unsupported")
-        return write_metrics(
-            out, trial, cfg, None, st, {}, device, t_start, extra={"skip_reason": reason}
-        )
+        extra = {"skip_reason": reason}
+        return write_metrics(out, spec, cfg, None, st, {}, device, t_start, extra=extra)
 
-    run = Run(trial, cfg, dd, device, out, echo)
+    trial = Trial(spec, cfg, dd, device, out, echo)
+    # CUDA: the loss and grad norm stay on the device until a read point (one sync there)
+    read_every = cfg.log_interval if device.type == "cuda" else 1
     try:
-        run.start()
-        run.model.train()
-        # CUDA: the loss and grad norm stay on the device until the log interval (or side work)
-        read_every = cfg.log_interval if device.type == "cuda" else 1
-        pending: list[tuple[int, float, torch.Tensor, torch.Tensor]] = []
-        run.t_last = time.perf_counter()
-        while run.st.step < cfg.max_steps and not run.st.stop_reason:
-            lr = run.lr()
-            set_lr(run.opt, lr)
-            loss, gnorm = run.update()
-            run.st.step += 1
-            run.steps_since += 1
-            step = run.st.step
-            evaluate = step % cfg.eval_interval == 0 or step in cfg.milestones
+        trial.start()
+        while trial.running():
+            lr = trial.lr()
+            step = trial.update(lr)  # forward, backward, clip, optimizer step
+            last = step == cfg.max_steps
+            evaluate = step % cfg.eval_interval == 0 or step in cfg.milestones or last
             checkpoint = step % cfg.ckpt_interval == 0
-            pending.append((step, lr, loss, gnorm))
-            due = step % read_every == 0 or evaluate or checkpoint or step == cfg.max_steps
-            stop_now = _stop_requested(dd, should_stop, due) and step < cfg.max_steps
+            due = step % read_every == 0 or evaluate or checkpoint
+            stop_now = dd.stop_requested(should_stop, due) and step < cfg.max_steps
             if due or stop_now:
-                judged, pending = run.judge(pending), []
-                if not judged:
-                    continue  # rolled back (replay from the checkpoint) or diverged
-            t_side = time.perf_counter()  # eval and checkpoint time stay out of tok/s
-            if evaluate or step == cfg.max_steps:
-                run.evaluate()
-            if step in cfg.keep_steps:  # weights only, for evaluations over steps
-                run.ckpt.save_weights(run.ckpt.kept(step).name, run.raw.state_dict(), step)
-            if stop_now:
-                run.log.event(step, "preempted")
-            if checkpoint or stop_now:
-                run.save()
-            run.t_last += time.perf_counter() - t_side
+                judged = trial.judge()  # the guard's verdict on each step, the log lines
+                if judged is Judged.ROLLED_BACK:
+                    continue  # replay from the checkpoint it went back to
+                if judged is Judged.DIVERGED:
+                    break
+            with trial.untimed():
+                if evaluate:
+                    trial.evaluate()
+                if step in cfg.keep_steps:
+                    trial.keep_weights(step)
+                if stop_now:
+                    trial.preempt()
+                elif checkpoint:
+                    trial.save()
             if stop_now:
                 raise Preempted(f"stopped at step {step}; checkpoint saved, rerun to resume")
-
-        st = run.st
-        if st.last_eval_step != st.step:
-            run.evaluate()
-        st.stop_reason = st.stop_reason or "max_steps"
-        dd.barrier()
+        trial.finish()
     finally:
-        run.log.close()
+        trial.close()
         dd.close()
     if not dd.main:  # rank 0 alone writes the outputs
-        return {"steps": st.step, "stop_reason": st.stop_reason, "rank": dd.rank}
-    return _publish(run, trial, tf32, t_start)
-
-
-def _stop_requested(dd: distributed.Dist, should_stop: Callable[[], bool], due: bool) -> bool:
-    """The stop flag, every step in one process; under DDP only at read points, where all
-    ranks agree on it by one collective."""
-    if not dd.enabled:
-        return should_stop()
-    return dd.any(should_stop()) if due else False
-
-
-def _publish(run: Run, trial: dict[str, Any], tf32: dict[str, str], t_start: float):
-    """model.pt from the intact best checkpoint, so its weights always match its step and
-    metrics. When every copy of the best weights is lost, the final weights are published
-    under their own step and scores instead, and the log, the console and metrics.json's
-    `best_lost` say so."""
-    st, task, dd = run.st, run.task, run.dd
-    best = run.ckpt.load_best()
-    if best is not None and best["step"] != st.best_step:  # never another step's weights
-        best = None
-    if best is None and (st.best_step >= 0 or run.best_lost):
-        lost_step = run.best_lost["best_step"] if run.best_lost else st.best_step
-        then = f"final weights published as the best, step {st.step}"
-        run.best_lost = {"best_step": lost_step, "then": then}
-        run.log.open(st.step)
-        run.log.event(st.step, "best_lost", best_step=lost_step, then=then)
-        run.log.close()
-        st.best, st.best_step = st.last_eval[task.select], st.step
-    if best is None:
-        best = {"model": run.raw.state_dict(), "step": st.best_step, "eval": st.last_eval}
-    model_file = {
-        "model": best["model"],
-        "model_config": model_spec(run.raw),
-        "vocab_size": task.vocab_size,
-        "step": best["step"],
-        "eval": best.get("eval", {}),
-        "trial": trial,
-        "fingerprint": run.fingerprint,  # whose best weights these are (see recover_best)
-    }
-    extra = {
-        "world_size": dd.world,
-        "tf32": tf32,
-        "guard": run.guard.state_dict(),
-        "optim_state_dtypes": optim_state_dtypes(run.opt),
-        "param_dtype": str(run.prec.param_dtype).removeprefix("torch."),
-        "init_from": run.init,
-        "best_lost": run.best_lost,
-    }
-    if hasattr(task, "perf_metrics"):  # optional Task hook: MFU for text_lm, per device
-        tok_s = statistics.median(st.tok_s) if st.tok_s else math.nan
-        extra.update(task.perf_metrics(tok_s / dd.world, run.device))
-    return write_metrics(
-        run.out,
-        trial,
-        run.cfg,
-        task,
-        st,
-        model_file,
-        run.device,
-        t_start,
-        count_params(run.raw),
-        extra=extra,
-    )
+        return {"steps": trial.st.step, "stop_reason": trial.st.stop_reason, "rank": dd.rank}
+    return publish(trial, spec, tf32, t_start)

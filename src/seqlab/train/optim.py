@@ -103,23 +103,28 @@ def effective_lr(
     return max(scheduled * guard_scale, min(scheduled, lr_floor))
 
 
-def apply_update(
+def clip_gradients(
+    opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, params: Any, clip: float
+) -> torch.Tensor:
+    """Unscale the gradients (amp_fp16) and clip their global norm to `clip` (0: no clipping);
+    returns the norm before clipping, left on the device."""
+    scaler.unscale_(opt)
+    return torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else math.inf)
+
+
+def optimizer_step(
     opt: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler,
-    params: Any,
     loss: torch.Tensor,
-    clip: float,
+    gnorm: torch.Tensor,
     guard: bool,
-) -> torch.Tensor:
-    """Unscale, clip and step, skipping a non-finite update when the guard is on; returns the
-    grad norm (before clipping), left on the device.
+) -> None:
+    """Step and zero the gradients, skipping a non-finite update when the guard is on.
 
     The skip is decided on the device where the optimizer takes a found_inf flag (torch's
     fused Adam/AdamW/SGD on CUDA: no host sync), else the flag is read on the host (CPU).
     GradScaler (amp_fp16) skips non-finite updates itself.
     """
-    scaler.unscale_(opt)
-    gnorm = torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else math.inf)
     finite = torch.isfinite(loss) & torch.isfinite(gnorm)
     on_device = finite.is_cuda and getattr(opt, "_step_supports_amp_scaling", False)
     if scaler.is_enabled():
@@ -134,7 +139,6 @@ def apply_update(
     elif bool(finite):
         opt.step()
     opt.zero_grad(set_to_none=True)
-    return gnorm
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

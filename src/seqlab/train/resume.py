@@ -3,13 +3,15 @@ current config would pass, so what it publishes is what that config produces.
 
 A checkpoint records a fingerprint of what shapes the weights' trajectory and the choice of
 the best checkpoint; `refusal` says why a state cannot be continued (the loop then discards
-every checkpoint and starts afresh, saying why in `log.jsonl`).
+every checkpoint and starts afresh, saying why in `log.jsonl`); `newest_resumable` finds the
+state a rerun continues.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -83,3 +85,43 @@ def refusal(
         return f"keep_steps asks for step {lost[0]}, which this checkpoint is past"
     misfit = shape_misfit(state["model"], model)
     return f"its weights do not fit the model ({misfit})" if misfit else None
+
+
+@dataclass
+class Resumable:
+    """What `newest_resumable` found in a trial's ckpt/."""
+
+    state: dict[str, Any] | None  # the state to continue; None: start afresh
+    best: dict[str, Any] | None  # best.pt as it was found (it may be newer than the state)
+    corrupt: list[tuple[str, str]] = field(default_factory=list)  # (path, why), removed
+    refused: str | None = None  # why the newest intact state was discarded, if it was
+
+
+def newest_resumable(
+    ckpt: Checkpointer, fingerprint: str, cfg: TrainConfig, model: torch.nn.Module, log_kept: bool
+) -> Resumable:
+    """The newest intact state this trial may continue (`refusal`); a refused one discards
+    every checkpoint. `log_kept`: the trial's earlier records exist (a resumed log continues
+    them; without any the curve would start mid-way, so the trial is retrained whole)."""
+    found = Resumable(None, ckpt.load_best())
+    best_step = None if found.best is None else found.best["step"]
+    refused: list[str] = []
+
+    def accept(state: dict[str, Any]) -> bool:
+        why = refusal(state, fingerprint, cfg, model, ckpt, log_kept, best_step)
+        refused.extend([why] if why else [])
+        return why is None
+
+    found.state, discarded = ckpt.load_state(accept, lambda p, why: found.corrupt.append((p, why)))
+    found.refused = refused[0] if discarded else None
+    return found
+
+
+def restore_best(ckpt: Checkpointer, fingerprint: str, best_step: int) -> bool:
+    """Write a lost best.pt again from model.pt, a verified copy of the best weights, when it
+    is of this trajectory and of `best_step`; False when it is not (or is gone)."""
+    published = ckpt.load_published(fingerprint)
+    if published is None or published["step"] != best_step:
+        return False
+    ckpt.save_best(published["model"], best_step, published["eval"])
+    return True

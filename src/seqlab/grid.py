@@ -38,6 +38,8 @@ def format_value(v: Any) -> str:
 
 
 def run_id(overrides: dict[str, Any], variant: str | None = None) -> str:
+    """How a run is named: `key~value` per grid override, keys sorted, joined by `__`, the
+    variant's name first (`small_256x2__optim.lr~0.01`); `base` with neither."""
     parts = [f"{k}~{format_value(overrides[k])}" for k in sorted(overrides)]
     if variant is not None:
         parts.insert(0, _UNSAFE.sub("-", variant))

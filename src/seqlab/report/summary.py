@@ -219,7 +219,11 @@ def plateau_of_seed(row: pd.Series, milestone: int, metric: str) -> tuple[float,
     return _num(row, f"final_{metric}_loss"), _num(row, "steps"), "final"
 
 
-def _plateau(rows: pd.DataFrame, baseline: float | None, rule: Mapping[str, Any]) -> dict:
+def plateau_of_run(rows: pd.DataFrame, baseline: float | None, rule: Mapping[str, Any]) -> dict:
+    """The plateau rate of one run (`rows`: its trials): the share of its seeds whose loss at
+    the rule's milestone (`plateau_of_seed`) is >= baseline - margin, the baseline being the
+    train split's unigram entropy; seeds without a finite loss, or runs without a baseline,
+    are left out of the rate (`n_flagged` counts the seeds it is over)."""
     per_seed = []
     for _, row in rows.iterrows():
         loss, step, source = plateau_of_seed(row, int(rule["milestone"]), rule["metric"])
@@ -300,7 +304,7 @@ def make_final(
             "seeds": [int(s) for s in rows["seed"]],
             "n_seeds": len(rows),
             "metrics": {m: _stats(rows[m]) for m in metrics},
-            "plateau": _plateau(rows, baseline, rule),
+            "plateau": plateau_of_run(rows, baseline, rule),
             "stop_reasons": rows.get("stop_reason", pd.Series()).value_counts().to_dict(),
             "events": {e[6:]: int(rows[e].fillna(0).sum()) for e in events},
             "stability": {

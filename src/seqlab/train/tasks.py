@@ -71,7 +71,8 @@ class LMTask:
 
 
 class UnitLMTask(LMTask):
-    """Next-unit prediction over the packed token store (tokens: units, BOS, EOS)."""
+    """Next-unit prediction over the packed token store (tokens: units, BOS, EOS; what each id
+    means is seqlab.data.vocab)."""
 
     def __init__(self, data: dict[str, Any], cfg: TrainConfig, seed: int, device: torch.device):
         self.manifest = Manifest(data["manifest"])

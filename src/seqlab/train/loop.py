@@ -373,7 +373,7 @@ def train(
             evaluate = step % cfg.eval_interval == 0 or step in cfg.milestones or last
             checkpoint = step % cfg.ckpt_interval == 0
             due = step % read_every == 0 or evaluate or checkpoint
-            stop_now = dd.stop_requested(should_stop, due) and step < cfg.max_steps
+            stop_now = dd.stop_requested(should_stop, due) and not last
             if due or stop_now:
                 judged = trial.judge()  # the guard's verdict on each step, the log lines
                 if judged is Judged.ROLLED_BACK:

@@ -7,10 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from seqlab.config_datasets import SyntheticUnits
+from seqlab.config_load import parse
 from seqlab.data.manifest import Manifest
 from seqlab.data.phonemes import CLASS_OF, CLASSES, PHONEME_ID, PHONEMES, SIL
 from seqlab.data.prepare import prepare_dataset
-from seqlab.data.synthetic_units import SyntheticUnitsParams, build_synthetic_units
+from seqlab.data.synthetic_units import build_synthetic_units
 from seqlab.data.unit_batches import token_stream
 from seqlab.data.world import World, WorldParams, stream_rng
 from seqlab.errors import SeqlabError
@@ -80,7 +82,7 @@ def test_shard_round_trip(small: Manifest) -> None:
             assert u.meta["duration"] == pytest.approx(len(u.units) / 50)  # no dedup: 1 unit/frame
         stream = token_stream(utts, small.bos, small.eos)
         assert len(stream) == info["n_units"] + 2 * n
-    assert SyntheticUnitsParams(**small.data["params"]) == SyntheticUnitsParams(**SMALL)
+    assert SyntheticUnits(**small.data["params"]) == SyntheticUnits(**SMALL)
 
 
 def test_eval_is_heldout_sentences_and_voices(small: Manifest) -> None:
@@ -158,12 +160,13 @@ def test_every_phoneme_keeps_a_frame_of_its_own() -> None:
 def test_params_errors(tmp_path: Path) -> None:
     with pytest.raises(SeqlabError, match=r"n_utts: unknown key;.*n_train_utterances"):
         build_synthetic_units("x", {"n_utts": 5}, tmp_path)
+    # values are checked when the config loads (the builders take a validated block)
     with pytest.raises(SeqlabError, match=r"noise: must be <= 1.0 \(got 1.5\)"):
-        build_synthetic_units("x", {"noise": 1.5}, tmp_path)
+        parse(SyntheticUnits, {"noise": 1.5}, "datasets.x")
     with pytest.raises(SeqlabError, match=r"vocab_size: must be >= 40 \(got 32\)"):
-        build_synthetic_units("x", {"vocab_size": 32}, tmp_path)
+        parse(SyntheticUnits, {"vocab_size": 32}, "datasets.x")
     with pytest.raises(SeqlabError, match="dedup"):
-        build_synthetic_units("x", {"dedup": "yes"}, tmp_path)
+        parse(SyntheticUnits, {"dedup": "yes"}, "datasets.x")
     with pytest.raises(SeqlabError, match="unknown classes"):
         build_synthetic_units("x", {"class_dur_ms": {"vowels": 90}}, tmp_path)
     assert not list(tmp_path.iterdir())

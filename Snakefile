@@ -2,42 +2,31 @@
 #   snakemake --cores 2 results/lstm/final.json                   # laptop, embedded data
 #   snakemake --workflow-profile profiles/slurm results/lstm/final.json  # cluster
 #   snakemake report                                              # results/report.html
-# The map is the README (and DESIGN.md); every config key is in config/README.md.
+# The map is the README; every config key is in config/README.md.
 
 import re
 import sys
 
 from snakemake.utils import min_version
 
-from seqlab.config_load import ConfigError, load_yaml, validate_config
+from seqlab.config_load import ConfigError, load_config
 
 min_version("9.0")
 
 
-# A --configfile replaces the default config instead of being merged into it (Snakemake
-# merges by default, which would add the demo experiments to every cluster config).
+# The config is read here, once, before any job: the YAML files by seqlab's loader (invalid
+# YAML or a duplicate key is told as file:line), the --config values over them, validated with
+# every default filled; one line per problem and exit 1 (no traceback). A --configfile
+# replaces the default config instead of being merged into it (Snakemake merges by default,
+# which would add the demo experiments to every cluster config).
 CONFIGFILES = [str(f) for f in workflow.config_settings.configfiles] or [
     "config/config.yaml"
 ]
-
-
-# The whole config is validated here, once, before any job: one line per problem and exit 1
-# (no traceback: the lines say everything). The defaults filled in travel with the dicts.
-# The default file is read first with seqlab's loader: invalid YAML or a duplicate key is
-# told as file:line (Snakemake's own loader would say neither).
-if not workflow.config_settings.configfiles:
-    try:
-        load_yaml(CONFIGFILES[0])
-    except ConfigError as e:
-        sys.exit(f"config error ({CONFIGFILES[0]}):\n{e}")
-
-    configfile: "config/config.yaml"
-
-
 try:
-    config.update(validate_config(config, CONFIGFILES))
+    config.update(load_config(CONFIGFILES, workflow.config_settings.config))
 except ConfigError as e:
-    sys.exit(f"config error ({', '.join(CONFIGFILES)}):\n{e}")
+    sources = CONFIGFILES + ["--config"] * bool(workflow.config_settings.config)
+    sys.exit(f"config error ({', '.join(sources)}):\n{e}")
 
 
 report: "workflow/report/workflow.rst"

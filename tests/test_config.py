@@ -16,7 +16,8 @@ import pytest
 import yaml
 from conftest import PYTHON, ROOT, TINY_DATASET, TINY_TRAIN
 
-from seqlab.config import TrainConfig, UnitChecks, from_dict
+from seqlab.config import TrainConfig, from_dict
+from seqlab.config_datasets import UnitChecks
 from seqlab.config_load import ConfigError, load_yaml, parse, problems, validate_config
 from seqlab.errors import SeqlabError
 
@@ -191,8 +192,8 @@ def test_variants_and_grid_values_are_checked_in_place() -> None:
 def test_defaults_are_filled_and_checks_accepted_for_every_unit_kind() -> None:
     cfg = base()
     cfg["datasets"]["txt"] = {"kind": "units_text", "train": "t.txt", "checks": {"max_listed": 2}}
-    cfg["datasets"]["shards"] = {"kind": "units_shards", "train": "a/*.tar", "eval": ["b.tar"],
-                                 "checks": {"window": 500}}  # fmt: skip
+    shards = {"train": "a/*.tar", "eval": ["b.tar"], "checks": {"window": 500}}
+    cfg["datasets"]["shards"] = {"kind": "units_shards", **shards}
     out = validate_config(cfg)
     assert out["datasets"]["txt"]["checks"]["max_listed"] == 2
     assert out["datasets"]["shards"]["checks"]["window"] == 500

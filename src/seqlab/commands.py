@@ -41,10 +41,10 @@ def _status(args: argparse.Namespace) -> int:
 def _check_config(args: argparse.Namespace) -> int:
     """What the Snakefile checks at load, for a file Snakemake would parse first itself
     (a `--configfile`: Snakemake's own message for invalid YAML names no file or line)."""
-    from seqlab.config_load import ConfigError, load_yaml, validate_config
+    from seqlab.config_load import ConfigError, load_config
 
     try:
-        validate_config(load_yaml(args.file), [args.file])
+        load_config([args.file])
     except ConfigError as e:
         print(f"config error ({args.file}):\n{e}", file=sys.stderr)
         return 1

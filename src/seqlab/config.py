@@ -1,11 +1,8 @@
 """The shape of the config: one dataclass per block, its defaults in its fields, nothing else.
 
-The library (data, models, train) uses these dataclasses as they are, with no pydantic import
-(the GPU benchmark runs on a machine without it). seqlab.config_load validates a config file
-against them with pydantic (TypeAdapter; limits through the `Bound` markers, unknown keys
-refused through `__pydantic_config__`), once, when the config loads; `from_dict` rebuilds
-them from a block that was validated there (a trial's config.json). The JSON schema of the
-config comes from the same dataclasses: `python -m seqlab.config`.
+The library uses these dataclasses as they are, with no pydantic import (the GPU benchmark runs
+without it); seqlab.config_load validates a config file against them, once, when it loads.
+Every key is described in config/README.md.
 """
 
 from __future__ import annotations
@@ -13,20 +10,15 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypeVar
 
-from seqlab.config_datasets import (  # noqa: F401 (re-exported: one import for the config)
-    DATASET_KINDS,
-    SWUGGY_KINDS,
-    TASK_KINDS,
-    BinChecks,
+from seqlab.config_datasets import (
     Bool,
     Bound,
     Dataset,
-    Float,
-    NeuralChecks,
     NonNeg,
     NonNegF,
     Pos,
@@ -34,7 +26,6 @@ from seqlab.config_datasets import (  # noqa: F401 (re-exported: one import for 
     Rate,
     Strict,
     Tagged,
-    UnitChecks,
 )
 from seqlab.errors import SeqlabError
 
@@ -114,9 +105,7 @@ ModelBlock = Annotated[LSTMModel | GPTModel | GRUCTCModel, Tagged("arch")]
 
 # -- training ----------------------------------------------------------------------------------
 @dataclass
-class Optim(Strict):
-    """seqlab.train.optim.build_optimizer; keys that do not apply to `name` are ignored."""
-
+class Optim(Strict):  # keys that do not apply to `name` are ignored
     name: Literal["adam", "adamw", "sgd"] = "adam"
     lr: PosF = 1e-3
     betas: Annotated[list[Rate], Bound(min_length=2, max_length=2)] = field(
@@ -130,9 +119,7 @@ class Optim(Strict):
 
 
 @dataclass
-class Schedule(Strict):
-    """seqlab.train.optim.lr_at."""
-
+class Schedule(Strict):  # seqlab.train.optim.lr_at
     name: Literal["constant", "cosine", "inverse_sqrt", "linear"] = "constant"
     warmup: NonNeg = 0
     warmup_init: NonNegF = 0.0
@@ -140,9 +127,7 @@ class Schedule(Strict):
 
 
 @dataclass
-class Augment(Strict):
-    """Task ctc's data augmentation (seqlab.train.augment)."""
-
+class Augment(Strict):  # task ctc's data augmentation (seqlab.train.augment)
     white_noise: NonNegF = 0.0
     constant_offset: NonNegF = 0.0
     time_mask_width: NonNeg = 0
@@ -151,8 +136,8 @@ class Augment(Strict):
 
 @dataclass
 class GuardConfig(Strict):
-    """The stability guard: the adaptive LR cut of the hand-run GRU study, and the roll back
-    to the last good checkpoint on a loss spike of the hand-run GPT-2 study."""
+    """The adaptive LR cut of the hand-run GRU study; the roll back to the last good
+    checkpoint on a loss spike of the hand-run GPT-2 study."""
 
     enabled: Bool = True
     gnorm_threshold: NonNegF = 0.0  # cut the LR when the grad norm exceeds this (0 = off)
@@ -207,9 +192,7 @@ class TrainConfig(Strict):
 
 # -- experiments -------------------------------------------------------------------------------
 @dataclass
-class Resources(Strict):
-    """A job's resources (mapped to sbatch by the SLURM profile)."""
-
+class Resources(Strict):  # a training job's (mapped to sbatch by the SLURM profile)
     gpu: NonNeg = 0
     cpus_per_task: Pos = 1
     mem_mb: Pos = 4000
@@ -217,10 +200,7 @@ class Resources(Strict):
 
 
 @dataclass
-class EvalResources(Strict):
-    """An evaluation job's resources; a key left out takes the rules' default for scoring
-    (1 GPU if the training had any, the training's threads, 4000 MB, 30 minutes)."""
-
+class EvalResources(Strict):  # a key left out: the rules' default (workflow/rules/common.smk)
     gpu: NonNeg | None = None
     cpus_per_task: Pos | None = None
     mem_mb: Pos | None = None
@@ -229,8 +209,7 @@ class EvalResources(Strict):
 
 @dataclass
 class Plateau(Strict):
-    """The plateau rule of seqlab.report.summary: eval (or train) loss at `milestone` more
-    than `margin` above the best of the grid point's seeds."""
+    """Loss at `milestone` more than `margin` above the best of the grid point's seeds."""
 
     milestone: Pos = 40
     margin: NonNegF = 0.5
@@ -238,9 +217,7 @@ class Plateau(Strict):
 
 
 @dataclass
-class SwuggyEval(Strict):
-    """`eval.swuggy` (seqlab.eval.swuggy.evaluate_trial); `set` is resolved by the rule."""
-
+class SwuggyEval(Strict):  # `set` is resolved by the rule
     set: str = ""  # a dataset of kind swuggy_*
     checkpoints: list[Literal["best", "last"] | NonNeg] = field(default_factory=list)
     length_normalised: Bool = False  # mean log-prob per predicted token instead of the sum
@@ -260,6 +237,22 @@ def _unique(seeds: list[int]) -> list[int]:
     return seeds
 
 
+def _path_safe(name: str, reserved: tuple[str, ...] = ()) -> str:
+    """Names become path parts and wildcard values."""
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name):
+        raise ValueError(
+            f"{name!r} is not a path-safe name (it becomes a directory under results/); use "
+            "letters, digits, '_', '.' and '-', not first '.' or '-'"
+        )
+    if name in reserved:
+        raise ValueError(f"the name is reserved (results/{name}); rename it")
+    return name
+
+
+Name = Annotated[str, Bound(_path_safe)]
+ExpName = Annotated[str, Bound(lambda n: _path_safe(n, ("data", "logs", "compare", "report.html")))]
+
+
 @dataclass(kw_only=True)
 class Experiment(Strict):
     task: Literal["unit_lm", "text_lm", "ctc"] = "unit_lm"
@@ -276,6 +269,13 @@ class Experiment(Strict):
     plateau: Plateau = field(default_factory=Plateau)
     eval: Eval = field(default_factory=Eval)
 
+    def __post_init__(self) -> None:
+        if self.pack > 1 and self.resources.gpu > 1:
+            raise ValueError(
+                f"pack: {self.pack} packs trials onto one GPU, but resources.gpu asks for more "
+                "than one per trial (DDP): use pack: 1 or gpu: 1"
+            )
+
 
 @dataclass(kw_only=True)
 class Compare(Strict):
@@ -287,27 +287,29 @@ class Compare(Strict):
 
 @dataclass(kw_only=True)
 class Config(Strict):
-    """The whole config file."""
-
-    datasets: Annotated[dict[str, Dataset], Bound(min_length=1)]
-    experiments: Annotated[dict[str, Experiment], Bound(min_length=1)]
-    compare: dict[str, Compare] = field(default_factory=dict)
+    datasets: Annotated[dict[Name, Dataset], Bound(min_length=1)]
+    experiments: Annotated[dict[ExpName, Experiment], Bound(min_length=1)]
+    compare: dict[Name, Compare] = field(default_factory=dict)
 
 
 # -- plain dicts <-> dataclasses ---------------------------------------------------------------
+def near(word: Any, choices: Any) -> str:
+    hit = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.5)
+    return f"did you mean {hit[0]!r}? " if hit else ""
+
+
 def from_dict(cls: type[T], data: Any, where: str = "config") -> T:
     """`cls` from a plain dict that seqlab.config_load validated (a trial's config.json, a
     resolved block), each nested block its dataclass, defaults filled. Keys are checked here,
     values at load (with pydantic, which the library does not import)."""
     if isinstance(data, cls):
         return data
-    hints = typing.get_type_hints(cls)
-    known = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    for key in data:
-        if key not in known:
-            near = difflib.get_close_matches(str(key), known, n=1, cutoff=0.5)
-            hint = f"did you mean {near[0]!r}? " if near else ""
-            raise SeqlabError(f"{where}.{key}: unknown key; {hint}valid keys: {', '.join(known)}")
+    hints, known = typing.get_type_hints(cls), [f.name for f in dataclasses.fields(cls)]
+    if unknown := [k for k in data if k not in known]:
+        hint = near(unknown[0], known)
+        raise SeqlabError(
+            f"{where}.{unknown[0]}: unknown key; {hint}valid keys: {', '.join(known)}"
+        )
     try:
         return cls(**{k: _block(hints[k], v, f"{where}.{k}") for k, v in data.items()})
     except (TypeError, ValueError) as e:  # a required key missing, a __post_init__ check
@@ -315,19 +317,15 @@ def from_dict(cls: type[T], data: Any, where: str = "config") -> T:
 
 
 def _block(ann: Any, value: Any, where: str) -> Any:
-    """`value` as the dataclass that `ann` names, if it names one and value is a dict."""
-    if not isinstance(value, dict):
-        return value
-    while typing.get_origin(ann) is Annotated:
-        ann = typing.get_args(ann)[0]
+    """`value` as the dataclass that `ann` names (a tagged union's: by `arch` or `kind`)."""
     members = [a for a in typing.get_args(ann) or (ann,) if dataclasses.is_dataclass(a)]
+    if not isinstance(value, dict) or not members:
+        return value
+    tag = value.get("arch", value.get("kind"))
     for m in members:
-        tag = next((t for t in ("arch", "kind") if t in value and hasattr(m, t)), None)
-        if len(members) == 1 or (tag and getattr(m, tag) == value[tag]):
+        if len(members) == 1 or tag == getattr(m, "arch", getattr(m, "kind", None)):
             return from_dict(m, value, where)
-    if members:
-        raise SeqlabError(f"{where}: {value!r} is none of {[m.__name__ for m in members]}")
-    return value
+    raise SeqlabError(f"{where}: {value!r} is none of {[m.__name__ for m in members]}")
 
 
 def apply_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -335,19 +333,11 @@ def apply_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str
     the key itself may be new: validation then says whether it is a valid key)."""
     out = copy.deepcopy(base)
     for key, value in overrides.items():
-        parts = key.split(".")
+        *sections, last = key.split(".")
         cur = out
-        for p in parts[:-1]:
+        for p in sections:
             if not isinstance(cur.get(p), dict):
                 raise SeqlabError(f"override {key!r}: {p!r} is not a section of the base config")
             cur = cur[p]
-        cur[parts[-1]] = copy.deepcopy(value)
+        cur[last] = copy.deepcopy(value)
     return out
-
-
-if __name__ == "__main__":  # the JSON schema, for editors (workflow/schemas/config.schema.json)
-    import json
-
-    from seqlab.config_load import json_schema
-
-    print(json.dumps(json_schema(), indent=1, sort_keys=True))

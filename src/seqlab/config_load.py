@@ -1,19 +1,16 @@
 """Load and validate the config once: one line per problem, naming the file:line or dotted key.
 
-pydantic validates the dataclasses of seqlab.config as they are (TypeAdapter). Kept apart from
-them so that seqlab.config reads as a reference of every key (with no pydantic import),
-and this file as the policy of how problems are told: YAML files re-read with a loader that
-refuses duplicate keys (PyYAML keeps the last silently), names checked as path parts, every
-model error turned into `dotted.key: what is wrong; the fix`, grid and variant values validated
-as if substituted into the base, and the references between sections checked.
+pydantic validates the dataclasses of seqlab.config as they are (TypeAdapter); this module is
+the policy of how problems are told. `python -m seqlab.config_load` prints the JSON schema.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
+import glob
 import itertools
+import os
 import re
 import types
 import typing
@@ -23,41 +20,14 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
-from seqlab.config import (
-    SWUGGY_KINDS,
-    TASK_KINDS,
-    Config,
-    GuardConfig,
-    TrainConfig,
-    apply_overrides,
-)
+from seqlab.config import Config, GuardConfig, TrainConfig, apply_overrides, near
+from seqlab.config_datasets import SWUGGY_KINDS, TASK_KINDS
 from seqlab.errors import SeqlabError
 
 T = TypeVar("T")
-
-NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
-RESERVED = {"experiments": ("data", "logs", "compare", "report.html")}
-#: pydantic error type -> what the value must be (its ctx fills the braces)
-WANTS = {
-    "greater_than_equal": ">= {ge}",
-    "greater_than": "> {gt}",
-    "less_than_equal": "<= {le}",
-    "less_than": "< {lt}",
-    "bool_type": "true or false",
-    "int_type": "an integer",
-    "float_type": "a number",
-    "string_type": "a string",
-    "list_type": "a list",
-    "dict_type": "a mapping",
-    "dataclass_type": "a mapping",
-    "dataclass_args_type": "a mapping",
-    "literal_error": "one of {expected}",
-    "too_short": "a list of at least {min_length}",
-    "too_long": "a list of at most {max_length}",
-    "string_too_short": "a non-empty string",
-    "string_pattern_mismatch": "like {pattern}",
-}
-NUMBER_ERRORS = ("float_type", "int_type", "float_parsing", "int_parsing")
+#: pydantic error type -> what the value must be (ge/gt/le/lt come from the error's ctx)
+WANTS = {"bool_type": "true or false", "literal_error": "one of {expected}"}
+BOUNDS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
 
 
 class ConfigError(SeqlabError):
@@ -74,8 +44,7 @@ class UniqueKeyLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 continue
-            key = self.construct_object(key_node, deep=True)
-            line = key_node.start_mark.line + 1
+            key, line = self.construct_object(key_node, deep=True), key_node.start_mark.line + 1
             if key in seen:
                 raise ConfigError(
                     f"{key_node.start_mark.name}:{line}: key {key!r} appears twice in one block "
@@ -110,11 +79,6 @@ def adapter(cls: Any) -> TypeAdapter:
     return TypeAdapter(cls)
 
 
-def dump(obj: Any) -> dict[str, Any]:
-    """Plain dict with defaults filled; None (= "default/auto/from the data") left out."""
-    return adapter(type(obj)).dump_python(obj, mode="python", exclude_none=True)
-
-
 def _strip(ann: Any) -> Any:
     """The type under Annotated[...] and Optional[...] (X | None)."""
     while True:
@@ -127,88 +91,60 @@ def _strip(ann: Any) -> Any:
             return ann
 
 
-def _tag(member: Any) -> Any:
-    """The `kind`/`arch` of one block of a tagged union, or None."""
-    return getattr(member, "kind", None) or getattr(member, "arch", None)
-
-
 def locate(root: Any, loc: tuple[Any, ...]) -> tuple[str, Any]:
-    """The dotted key of a pydantic error location (union member labels dropped) and the
+    """The dotted key of a pydantic error location (a tagged union's tag dropped) and the
     dataclass that holds its last part (for a misspelt key: the block whose keys to suggest)."""
-    parts: list[str] = []
-    ann: Any = root
-    holder: Any = None
+    parts, ann, holder = [], root, None
     for item in loc:
-        ann = _strip(ann)
-        origin = typing.get_origin(ann)
+        ann, origin = _strip(ann), typing.get_origin(_strip(ann))
+        if item == "[key]":  # a name (a key of datasets:, experiments:) is what is wrong
+            continue
         if dataclasses.is_dataclass(ann):
-            holder = ann
-            ann = typing.get_type_hints(ann, include_extras=True).get(item)
+            holder, ann = ann, typing.get_type_hints(ann, include_extras=True).get(item)
             parts.append(str(item))
         elif origin is dict:
             parts.append(str(item))
             ann = typing.get_args(ann)[1]
         elif origin in (typing.Union, types.UnionType):
-            members = [m for m in typing.get_args(ann) if m is not type(None)]
-            ann = next((m for m in members if _tag(m) == item), "union")
+            tags = {getattr(m, "kind", None) or getattr(m, "arch", None): m for m in ann.__args__}
+            ann = tags.get(item)
         elif isinstance(item, int) and parts:
             parts[-1] += f"[{item}]"
             ann = typing.get_args(ann)[0] if origin is list else None
     return ".".join(parts), holder
 
 
-def _near(word: Any, choices: Any) -> str:
-    near = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.5)
-    return f"did you mean {near[0]!r}? " if near else ""
-
-
-def _number_fix(text: str) -> str:
-    m = re.fullmatch(r"\s*([+-]?\d+)([eE][+-]?\d+)\s*", text)
-    return f"{m.group(1)}.0{m.group(2)}" if m else text.strip()
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def message(err: dict[str, Any], holder: Any, key: Any) -> str:
     """What is wrong and the fix, for one pydantic error."""
-    kind, value, msg = err["type"], err.get("input"), err["msg"]
+    kind, value, ctx = err["type"], err.get("input"), err.get("ctx", {})
     if kind in ("extra_forbidden", "unexpected_keyword_argument"):
-        valid = [f.name for f in dataclasses.fields(holder)] if holder else []
         if holder is GuardConfig and key == "min_lr":
             return "renamed: the guard's floor is `lr_floor` (schedule.min_lr keeps its name)"
-        near = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.5)
-        hint = f"did you mean {near[0]!r}? " if near else ""
-        return f"unknown key; {hint}valid keys: {', '.join(valid)}"
-    if kind in ("missing", "missing_argument", "missing_keyword_only_argument"):
+        valid = [f.name for f in dataclasses.fields(holder)] if holder else []
+        return f"unknown key; {near(key, valid)}valid keys: {', '.join(valid)}"
+    if kind.startswith("missing") or kind == "union_tag_not_found":
         return "required key is missing"
-    if kind in NUMBER_ERRORS and isinstance(value, str) and _is_number(value):
-        return (
-            f"{value!r} is a string, not a number: YAML 1.1 reads a number with an exponent but "
-            f"no dot as a string; write {_number_fix(value)}"
-        )
+    if kind in ("int_type", "float_type") and isinstance(value, str):
+        if m := re.fullmatch(r"\s*([+-]?\d+)([eE][+-]?\d+)\s*", value):  # YAML 1.1: 1e-3
+            return (
+                f"{value!r} is a string, not a number: YAML 1.1 reads a number with an exponent "
+                f"but no dot as a string; write {m[1]}.0{m[2]}"
+            )
+        if re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", value.strip()):
+            return f"{value!r} is a string, not a number: write it without quotes"
     if kind == "union_tag_invalid":
-        tags = [t.strip(" '") for t in err["ctx"]["expected_tags"].split(",")]
-        return f"{err['ctx']['tag']!r} is not one of {', '.join(tags)}; {_near(value, tags)}"
-    if kind == "union_tag_not_found":
-        return "required key is missing"
-    if msg.startswith("Value error, "):
-        return msg.removeprefix("Value error, ")
+        tags = [t.strip(" '") for t in ctx["expected_tags"].split(",")]
+        return f"{ctx['tag']!r} is not one of {', '.join(tags)}; {near(value, tags)}"
+    if kind == "value_error":
+        return err["msg"].removeprefix("Value error, ")
+    if kind == "too_short" and isinstance(value, dict):
+        return f"must be a mapping with at least {ctx['min_length']} entry (got {value!r})"
+    if bound := [f"{BOUNDS[k]} {v}" for k, v in ctx.items() if k in BOUNDS]:
+        return f"must be {bound[0]} (got {value!r})"
     if kind in WANTS:
-        ctx = err.get("ctx", {})
-        want = WANTS[kind].format(**ctx)
-        if kind in ("too_short", "too_long") and isinstance(value, dict):  # not a list
-            n = ctx.get("min_length", ctx.get("max_length"))
-            bound = "at least" if kind == "too_short" else "at most"
-            want = f"a mapping with {bound} {n} entr{'y' if n == 1 else 'ies'}"
-        return f"must be {want} (got {value!r})"
+        return f"must be {WANTS[kind].format(**ctx)} (got {value!r})"
     shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
-    return f"{msg[:1].lower()}{msg[1:]}{shown}"
+    return f"{err['msg'][:1].lower()}{err['msg'][1:]}{shown}"
 
 
 def errors_of(root: Any, e: ValidationError, prefix: str = "") -> list[str]:
@@ -216,17 +152,14 @@ def errors_of(root: Any, e: ValidationError, prefix: str = "") -> list[str]:
     lines: dict[str, list[str]] = {}
     for err in e.errors():
         path, holder = locate(root, tuple(err["loc"]))
-        key = err["loc"][-1] if err["loc"] else None
         if err["type"].startswith("union_tag"):  # the bad or missing `kind` / `arch`
-            path += "." + err["ctx"]["discriminator"].strip("'")
-            err = {**err, "input": (err["input"] or {}).get(path.rsplit(".", 1)[1])}
-        m = message(err, holder, key)
+            tag = err["ctx"]["discriminator"].strip("'")
+            path, err = f"{path}.{tag}".lstrip("."), {**err, "input": err["input"].get(tag)}
+        m = message(err, holder, err["loc"][-1] if err["loc"] else None)
         if err["type"] == "value_error" and (inner := re.match(r"([\w.]+): ", m)):
-            path, m = ".".join(p for p in (path, inner[1]) if p), m[inner.end() :]
-        full = ".".join(p for p in (prefix, path) if p) or "config"
-        msgs = lines.setdefault(full, [])
-        if m not in msgs:
-            msgs.append(m)
+            path, m = f"{path}.{inner[1]}".lstrip("."), m[inner.end() :]
+        msgs = lines.setdefault(".".join(p for p in (prefix, path) if p) or "config", [])
+        msgs += [] if m in msgs else [m]
     return [f"{path}: {' or '.join(msgs)}".rstrip("; ") for path, msgs in lines.items()]
 
 
@@ -241,150 +174,176 @@ def parse(cls: type[T], data: Any, what: str) -> T:
         raise SeqlabError(lines if dotted else f"{what}: {lines}") from None
 
 
-# -- the whole config --------------------------------------------------------------------------
-
-
-def name_problems(raw: dict[str, Any]) -> list[str]:
-    """Names become path parts and wildcard values: letters, digits, `_`, `.`, `-` only."""
-    out = []
-    for section in ("datasets", "experiments", "compare"):
-        block = raw.get(section)
-        for name in block if isinstance(block, dict) else ():
-            if not isinstance(name, str) or not NAME.fullmatch(name):
-                out.append(
-                    f"{section}.{name}: {name!r} is not a path-safe name (it becomes a directory "
-                    "under results/); use letters, digits, '_', '.' and '-', not first '.' or '-'"
-                )
-            elif name in RESERVED.get(section, ()):
-                out.append(f"{section}.{name}: the name is reserved (results/{name}); rename it")
-    return out
+# -- across keys: references, grids, files -----------------------------------------------------
+def _absent(where: str, value: Any, what: str, have: Any, nearest: Any = None) -> str:
+    hint = near(value, have if nearest is None else nearest)
+    return f"{where}: {value!r} is not {what} ({hint}have {sorted(have)})"
 
 
 def reference_problems(cfg: Config) -> list[str]:
     """References between sections: datasets of experiments, sWUGGY sets, worlds, compares."""
     out, kinds = [], {n: d.kind for n, d in cfg.datasets.items()}
-    sets = [n for n, k in kinds.items() if k in SWUGGY_KINDS]
     for name, d in cfg.datasets.items():
-        world = getattr(d, "world", None)
-        if d.kind == "swuggy_synthetic" and kinds.get(world) != "synthetic_units":
+        if d.kind == "swuggy_synthetic" and kinds.get(d.world) != "synthetic_units":
             out.append(
-                f"datasets.{name}.world: {world!r} is not a synthetic_units dataset "
-                f"({_near(world, kinds)}have {sorted(kinds)})"
+                _absent(f"datasets.{name}.world", d.world, "a synthetic_units dataset", kinds)
             )
     for name, x in cfg.experiments.items():
-        where = f"experiments.{name}"
+        where, arch = f"experiments.{name}", x.train.model.arch
         if x.dataset not in kinds:
-            out.append(
-                f"{where}.dataset: {x.dataset!r} is not under datasets: "
-                f"({_near(x.dataset, kinds)}have {sorted(kinds)})"
-            )
+            out.append(_absent(f"{where}.dataset", x.dataset, "under datasets:", kinds))
         elif kinds[x.dataset] not in TASK_KINDS[x.task]:
             out.append(
                 f"{where}.dataset: {x.dataset!r} is a {kinds[x.dataset]} dataset; task "
                 f"{x.task} reads {', '.join(TASK_KINDS[x.task])}"
             )
-        if (x.task == "ctc") != (x.train.model.arch == "gru_ctc"):
+        if (x.task == "ctc") != (arch == "gru_ctc"):
             out.append(
-                f"{where}.train.model.arch: {x.train.model.arch!r} does not fit task "
-                f"{x.task} (ctc trains gru_ctc; unit_lm and text_lm train lstm or gpt2)"
+                f"{where}.train.model.arch: {arch!r} does not fit task {x.task} (ctc trains "
+                "gru_ctc; unit_lm and text_lm train lstm or gpt2)"
             )
-        sw = x.eval.swuggy
-        if sw is not None and kinds.get(sw.set) not in SWUGGY_KINDS:
-            out.append(
-                f"{where}.eval.swuggy.set: {sw.set!r} is not a dataset of kind "
-                f"{' or '.join(SWUGGY_KINDS)} ({_near(sw.set, sets)}have {sorted(kinds)})"
-            )
+        if (sw := x.eval.swuggy) is not None and kinds.get(sw.set) not in SWUGGY_KINDS:
+            sets = [n for n, k in kinds.items() if k in SWUGGY_KINDS]
+            what = f"a dataset of kind {' or '.join(SWUGGY_KINDS)}"
+            out.append(_absent(f"{where}.eval.swuggy.set", sw.set, what, kinds, sets))
     for name, c in cfg.compare.items():
         for e in c.experiments:
             if e not in cfg.experiments:
                 out.append(
-                    f"compare.{name}.experiments: {e!r} is not an experiment "
-                    f"({_near(e, cfg.experiments)}have {sorted(cfg.experiments)})"
+                    _absent(f"compare.{name}.experiments", e, "an experiment", cfg.experiments)
                 )
     return out
 
 
-def _train_problems(
-    base: dict[str, Any], overrides: dict[str, Any], where: str, variant: bool = False
-) -> list[str]:
-    """Problems of `base` with `overrides` applied, told at `where` (the grid value's key, or
-    the variant's name followed by its key)."""
+def _override_problems(base: dict, overrides: dict, where: str, per_key: bool) -> list[str]:
+    """Problems of the `train:` block `base` with `overrides` applied, told at `where` (a
+    problem at an override's own key at `where.key` when `per_key`, as a variant's keys)."""
     try:
-        candidate = apply_overrides(base, overrides)
+        adapter(TrainConfig).validate_python(apply_overrides(base, overrides))
+        return []
     except SeqlabError as e:
         return [f"{where}: {e}"]
-    try:
-        adapter(TrainConfig).validate_python(candidate)
     except ValidationError as e:
         lines = errors_of(TrainConfig, e, "train")
-        out = []
-        for line in lines:  # the inner key repeats the grid key: say it once
-            key = next((k for k in overrides if line.startswith(f"train.{k}: ")), None)
-            if key is None:
-                out.append(f"{where}: {line}")
-            else:
-                out.append(f"{where}{'.' + key if variant else ''}: {line[len(key) + 8 :]}")
-        return out
-    return []
-
-
-def grid_problems(name: str, train: dict[str, Any], raw: dict[str, Any]) -> list[str]:
-    """Every grid value and variant validated as if substituted into the base `train:`."""
-    out, where = [], f"experiments.{name}"
-    grid = raw.get("grid") or {}
-    for key, values in grid.items():
-        for i, v in enumerate(values):
-            out += _train_problems(train, {key: v}, f"{where}.grid.{key}[{i}]")
-    variants = raw.get("variants") or {}
-    for vname, overrides in variants.items():
-        out += _train_problems(train, overrides, f"{where}.variants.{vname}", variant=True)
-    if out or not all(isinstance(v, list) for v in grid.values()):
-        return out
-    # each value is valid alone; a run combines them (seq_len 64 with block_size 32)
-    named = [(f"variants.{n}", o or {}) for n, o in variants.items()] or [("grid", {})]
-    for vwhere, vo in named:
-        for combo in itertools.islice(itertools.product(*grid.values()), 100_000):
-            point = {**vo, **dict(zip(grid, combo, strict=True))}
-            bad = _train_problems(train, point, "train", variant=True)
-            if bad:
-                shown = ", ".join(f"{k}={v!r}" for k, v in point.items())
-                return [f"{where}.{vwhere}: the run {{{shown}}}: {bad[0]}"]
+    out = []
+    for line in lines:
+        key, what = line.split(": ", 1)
+        if (key := key.removeprefix("train.")) in overrides:
+            out.append(f"{where}{'.' + key if per_key else ''}: {what}")
+        else:
+            out.append(f"{where}: {line}")
     return out
 
 
+def grid_problems(name: str, x: dict[str, Any]) -> list[str]:
+    """Every grid value and variant validated as if substituted into the base `train:`; then
+    every run, as values valid alone may not fit together (seq_len 64 with block_size 32)."""
+    where, train, grid, variants = f"experiments.{name}", x["train"], x["grid"], x["variants"]
+    out = [
+        line
+        for key, values in grid.items()
+        for i, v in enumerate(values)
+        for line in _override_problems(train, {key: v}, f"{where}.grid.{key}[{i}]", False)
+    ]
+    for vname, overrides in variants.items():
+        out += _override_problems(train, overrides, f"{where}.variants.{vname}", True)
+    if out:
+        return out
+    for vwhere, overrides in [(f"variants.{n}", o) for n, o in variants.items()] or [("grid", {})]:
+        for combo in itertools.islice(itertools.product(*grid.values()), 100_000):
+            run = {**overrides, **dict(zip(grid, combo, strict=True))}
+            if bad := _override_problems(train, run, "train", True):
+                shown = ", ".join(f"{k}={v!r}" for k, v in run.items())
+                return [f"{where}.{vwhere}: the run {{{shown}}}: {bad[0]}"]
+    return []
+
+
+def missing_files(resolved: dict[str, Any]) -> list[str]:
+    """units_text files and units_shards globs that name nothing (relative paths start where
+    the config is used: snakemake's working directory)."""
+    out = []
+    for name, d in resolved["datasets"].items():
+        if d["kind"] in ("units_text", "units_shards"):
+            for key in ("train", "eval"):
+                specs = [d[key]] if isinstance(d.get(key), str) else d.get(key, [])
+                out += [
+                    f"datasets.{name}.{key}: no file matches {s!r} (relative paths start where "
+                    "snakemake runs); fix the path or create the file"
+                    for s in specs
+                    if not glob.glob(os.path.expanduser(s)) and not Path(s).exists()
+                ]
+    return out
+
+
+# -- the whole config --------------------------------------------------------------------------
 def problems(raw: Any) -> tuple[list[str], dict[str, Any] | None]:
     """(one line per problem, the validated config as plain dicts with defaults filled)."""
     if not isinstance(raw, dict):
         return [f"config: must be a mapping with datasets: and experiments:, got {raw!r}"], None
-    out = name_problems(raw)
     try:
         cfg = adapter(Config).validate_python(raw)
     except ValidationError as e:
-        return out + errors_of(Config, e), None
-    out += reference_problems(cfg)
-    resolved = dump(cfg)
+        return errors_of(Config, e), None
+    resolved = adapter(Config).dump_python(cfg, exclude_none=True)  # None: default/auto
+    out = reference_problems(cfg)
     for name, x in resolved["experiments"].items():
-        raw_x = raw["experiments"][name]
+        raw_x = raw["experiments"][name]  # as written (a dump drops the None in a value)
         x["grid"], x["variants"] = raw_x.get("grid") or {}, raw_x.get("variants") or {}
-        out += grid_problems(name, x["train"], raw_x)
+        out += grid_problems(name, x)
     return out, resolved
 
 
-def validate_config(raw: Any, files: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
-    """The config as plain dicts with every default filled, or ConfigError (one line each).
-
-    `files`: the YAML files the config came from, re-read for duplicate keys and syntax (the
-    loader that produced `raw` keeps the last of two equal keys without a word)."""
-    lines = []
-    for f in files:
-        try:
-            load_yaml(f)
-        except ConfigError as e:
-            lines.append(str(e))
-    if lines:
-        raise ConfigError("\n".join(lines))
+def validate_config(raw: Any) -> dict[str, Any]:
+    """The config as plain dicts with every default filled, or ConfigError (one line each)."""
     lines, resolved = problems(raw)
     if lines or resolved is None:
+        raise ConfigError("\n".join(lines))
+    return resolved
+
+
+def _typed(value: Any) -> Any:
+    """A --config value as its text reads in a config file (Snakemake reads nested --config
+    values as strings), a number with an exponent but no dot included."""
+    if isinstance(value, dict):
+        return {k: _typed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_typed(v) for v in value]
+    try:
+        read = yaml.safe_load(value) if isinstance(value, str) else value
+    except yaml.YAMLError:
+        return value
+    if isinstance(read, str) and re.fullmatch(r"\s*[+-]?\d+[eE][+-]?\d+\s*", read):
+        return float(read)
+    return read if read is None or isinstance(read, bool | int | float) else value
+
+
+def _merge(into: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """`new` merged into `into`, mapping by mapping (as Snakemake merges config sources)."""
+    for k, v in new.items():
+        into[k] = _merge(into[k], v) if isinstance(v, dict) and isinstance(into.get(k), dict) else v
+    return into
+
+
+def load_config(files: list[str], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The config of YAML `files` (each parsed once; later ones merged over earlier ones) and
+    command-line `overrides` (Snakemake's --config), validated, with every default filled and
+    the data files it names found; else ConfigError, one line per problem."""
+    lines, raw = [], {}
+    for f in files:
+        try:
+            text = load_yaml(f)
+        except ConfigError as e:
+            lines.append(str(e))
+            continue
+        raw = _merge(raw, text) if isinstance(raw, dict) and isinstance(text, dict) else text
+    if lines:
+        raise ConfigError("\n".join(lines))
+    if isinstance(raw, dict):
+        _merge(raw, _typed(overrides or {}))
+    lines, resolved = problems(raw)
+    if lines or resolved is None:
+        raise ConfigError("\n".join(lines))
+    if lines := missing_files(resolved):
         raise ConfigError("\n".join(lines))
     return resolved
 
@@ -393,5 +352,11 @@ def json_schema() -> dict[str, Any]:
     """The JSON schema of the config file, for editors (workflow/schemas/config.schema.json)."""
     schema = adapter(Config).json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["description"] = "seqlab config; generated by `python -m seqlab.config` (do not edit)"
+    schema["description"] = "seqlab config; generated by `python -m seqlab.config_load`"
     return schema
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(json_schema(), indent=1, sort_keys=True))

@@ -8,7 +8,7 @@ import sys
 
 from seqlab.grid import expand_runs, resolve_trial
 
-# Validated by the Snakefile (seqlab.config_load) with every default filled: plain dicts.
+# Read and validated once by the Snakefile (seqlab.config_load), every default filled.
 EXPERIMENTS = config["experiments"]
 DATASETS = config["datasets"]
 
@@ -199,16 +199,6 @@ EVAL_OUTPUTS.append(lambda name, exp: ["per.json"] if exp.get("task") == "ctc" e
 # reruns; only the submission is shared. Snakemake ignores groups in local runs.
 def pack_size(exp):
     return int(EXPERIMENTS[exp].get("pack", 1))
-
-
-# (types and unknown keys are checked by the typed config, seqlab.config)
-for _name in EXPERIMENTS:
-    _k = pack_size(_name)
-    if _k > 1 and EXPERIMENTS[_name].get("resources", {}).get("gpu", 0) > 1:
-        sys.exit(
-            f"config error: experiments.{_name}.pack: {_k} packs trials onto one GPU, but "
-            "resources.gpu asks for more than one per trial (DDP): use pack: 1 or gpu: 1"
-        )
 
 
 def pack_group(wildcards):

@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from seqlab.config_load import load_yaml, validate_config
+from seqlab.config_load import load_config
 from seqlab.data.checks import check_and_write
 from seqlab.data.prepare import prepare_dataset
 from seqlab.errors import SeqlabError, run_cli
@@ -99,7 +99,7 @@ def main() -> None:
     ap.add_argument("--results", default="results", help="results directory (default: ./results)")
     ap.add_argument("--force", action="store_true", help="retrain trials that have metrics.json")
     args = ap.parse_args()
-    cfg = validate_config(load_yaml(args.configfile), [args.configfile])  # as the Snakefile
+    cfg = load_config([args.configfile])  # as the Snakefile
     results = Path(args.results)
     exp = cfg["experiments"].get(args.experiment, {})
     seeds = (

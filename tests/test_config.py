@@ -385,11 +385,11 @@ def test_missing_unit_files_are_named_at_load(tmp_path: Path) -> None:
     cfg["datasets"]["tars"] = {"kind": "units_shards", **tars}
     (tmp_path / "config.yaml").write_text(dump(cfg))
     want = [
-        "datasets.txt.train: no file matches 'units/train.txt' (relative paths start where "
+        "datasets.txt.train: no file matches 'units/train.txt' (relative to where "
         "snakemake runs); fix the path or create the file",
-        "datasets.tars.train: no file matches 'shards/train-*.tar' (relative paths start where "
+        "datasets.tars.train: no file matches 'shards/train-*.tar' (relative to where "
         "snakemake runs); fix the path or create the file",
-        "datasets.tars.eval: no file matches 'shards/eval.tar' (relative paths start where "
+        "datasets.tars.eval: no file matches 'shards/eval.tar' (relative to where "
         "snakemake runs); fix the path or create the file",
     ]
     for proc in (snakemake_dry_run(tmp_path), check_config(tmp_path / "config.yaml")):

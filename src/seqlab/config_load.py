@@ -250,19 +250,18 @@ def grid_problems(name: str, x: dict[str, Any]) -> list[str]:
 
 
 def missing_files(resolved: dict[str, Any]) -> list[str]:
-    """units_text files and units_shards globs that name nothing (relative paths start where
-    the config is used: snakemake's working directory)."""
+    """units_text files and units_shards globs that name nothing, one line each (relative paths
+    start where the config is used: snakemake's working directory)."""
     out = []
     for name, d in resolved["datasets"].items():
-        if d["kind"] in ("units_text", "units_shards"):
-            for key in ("train", "eval"):
-                specs = [d[key]] if isinstance(d.get(key), str) else d.get(key, [])
-                out += [
-                    f"datasets.{name}.{key}: no file matches {s!r} (relative paths start where "
-                    "snakemake runs); fix the path or create the file"
-                    for s in specs
-                    if not glob.glob(os.path.expanduser(s)) and not Path(s).exists()
-                ]
+        for key in ("train", "eval") if d["kind"] in ("units_text", "units_shards") else ():
+            for spec in [d[key]] if isinstance(d.get(key), str) else d.get(key, []):
+                if not glob.glob(os.path.expanduser(spec)) and not Path(spec).exists():
+                    where = "" if os.path.isabs(spec) else " (relative to where snakemake runs)"
+                    out.append(
+                        f"datasets.{name}.{key}: no file matches {spec!r}{where}; fix the path "
+                        "or create the file"
+                    )
     return out
 
 

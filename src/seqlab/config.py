@@ -202,17 +202,19 @@ class Plateau(Block):
     metric: Literal["eval", "train"] = "eval"
 
 
-class SwuggyEval(Block):  # `set` is resolved by the rule
-    set: str = ""  # a dataset of kind swuggy_*
+class LmEval(Block):  # eval.swuggy or eval.sblimp; `set` is resolved by the rule
+    set: str = ""  # a dataset of kind swuggy_* (eval.sblimp: sblimp_*)
     checkpoints: list[Literal["best", "last"] | NonNeg] = field(default_factory=list)
-    length_normalised: Bool = False  # mean log-prob per predicted token instead of the sum
+    # headline: mean log-prob per predicted token instead of the sum (both are computed)
+    length_normalised: Bool = False
     batch_size: Pos = 256  # items per forward pass
     device: Device = "auto"  # auto: cuda when available, else cpu
     threads: Pos | None = None  # None: the experiment's train.threads
 
 
 class Eval(Block):
-    swuggy: SwuggyEval | None = None
+    swuggy: LmEval | None = None
+    sblimp: LmEval | None = None
 
 
 def _unique(seeds: list[int]) -> list[int]:

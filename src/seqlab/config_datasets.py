@@ -106,7 +106,7 @@ class NeuralChecks(Block):  # seqlab.data.neural
     max_listed: NonNeg = 5  # failing trials named per check
 
 
-class SwuggyChecks(Block):  # sWUGGY sets have no tunable checks (an empty block is allowed)
+class SwuggyChecks(Block):  # sWUGGY/sBLIMP sets: no tunable checks (an empty block is allowed)
     pass
 
 
@@ -227,6 +227,36 @@ class SwuggyZerospeech(Block, kw_only=True):
     checks: SwuggyChecks = field(default_factory=SwuggyChecks)
 
 
+class SblimpSynthetic(Block, kw_only=True):
+    kind: Literal["sblimp_synthetic"] = "sblimp_synthetic"
+    world: NonEmpty  # the synthetic_units dataset whose world and train text the set uses
+    world_manifest: str | None = None  # its manifest.json (default: ../{world}/manifest.json)
+    seed: NonNeg = 0  # seeds the choice of pairs, context words, voices and renderings
+    n_per_type: Pos = 150  # ids of each type (collocation_swap, follower_replaced)
+    min_pair_count: Pos = 10  # a collocation used occurs at least this often in train text
+    min_words: Annotated[int, Bound(strict=True, ge=2)] = 3  # sentence length, pair included
+    max_words: Annotated[int, Bound(strict=True, ge=2)] = 5
+    # follower_replaced: the new word's train count is within this factor of the replaced one's
+    max_freq_ratio: Annotated[float, Bound(strict=True, ge=1.0, allow_inf_nan=False)] = 2.0
+    n_seen_voices: Pos = 4  # training voices that speak every id
+    n_heldout_voices: NonNeg = 4  # held-out voices that speak every id (at most the world's)
+    split: str = "dev"  # name of the submission file (sblimp/syntactic/{split}.txt)
+    checks: SwuggyChecks = field(default_factory=SwuggyChecks)
+
+    def __post_init__(self) -> None:
+        if self.min_words > self.max_words:
+            raise ValueError(f"min_words: {self.min_words} exceeds max_words {self.max_words}")
+
+
+class SblimpZerospeech(Block, kw_only=True):
+    kind: Literal["sblimp_zerospeech"] = "sblimp_zerospeech"
+    gold: NonEmpty  # the ZR2021 syntactic dev or test directory (with gold.csv), or gold.csv
+    units: NonEmpty  # quantized units of every gold filename (ZeroSpeech or GSLM format)
+    vocab_size: Vocab = 256  # units are integers in 0..vocab_size-1
+    split: str = "dev"  # dev or test: the submission file name
+    checks: SwuggyChecks = field(default_factory=SwuggyChecks)
+
+
 class NeuralSynthetic(Block):  # the world's sentences spoken (slowly, attempted) into channels
     kind: Literal["neural_synthetic"] = "neural_synthetic"
     seed: NonNeg = 0
@@ -282,6 +312,8 @@ Dataset = Annotated[
     | TokenBins
     | SwuggySynthetic
     | SwuggyZerospeech
+    | SblimpSynthetic
+    | SblimpZerospeech
     | NeuralSynthetic
     | NeuralPickle
     | NeuralNpz,
@@ -294,3 +326,4 @@ TASK_KINDS = {
     "ctc": ("neural_synthetic", "neural_pickle", "neural_npz"),
 }
 SWUGGY_KINDS = ("swuggy_synthetic", "swuggy_zerospeech")
+SBLIMP_KINDS = ("sblimp_synthetic", "sblimp_zerospeech")

@@ -21,7 +21,7 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from seqlab.config import Config, GuardConfig, TrainConfig, apply_overrides, near
-from seqlab.config_datasets import SWUGGY_KINDS, TASK_KINDS
+from seqlab.config_datasets import SBLIMP_KINDS, SWUGGY_KINDS, TASK_KINDS
 from seqlab.errors import SeqlabError
 
 T = TypeVar("T")
@@ -172,10 +172,12 @@ def _absent(where: str, value: Any, what: str, have: Any, nearest: Any = None) -
 
 
 def reference_problems(cfg: Config) -> list[str]:
-    """References between sections: datasets of experiments, sWUGGY sets, worlds, compares."""
+    """References between sections: datasets of experiments, sWUGGY/sBLIMP sets, worlds,
+    compares."""
     out, kinds = [], {n: d.kind for n, d in cfg.datasets.items()}
     for name, d in cfg.datasets.items():
-        if d.kind == "swuggy_synthetic" and kinds.get(d.world) != "synthetic_units":
+        synthetic_set = d.kind in ("swuggy_synthetic", "sblimp_synthetic")
+        if synthetic_set and kinds.get(d.world) != "synthetic_units":
             out.append(
                 _absent(f"datasets.{name}.world", d.world, "a synthetic_units dataset", kinds)
             )
@@ -193,10 +195,12 @@ def reference_problems(cfg: Config) -> list[str]:
                 f"{where}.train.model.arch: {arch!r} does not fit task {x.task} (ctc trains "
                 "gru_ctc; unit_lm and text_lm train lstm or gpt2)"
             )
-        if (sw := x.eval.swuggy) is not None and kinds.get(sw.set) not in SWUGGY_KINDS:
-            sets = [n for n, k in kinds.items() if k in SWUGGY_KINDS]
-            what = f"a dataset of kind {' or '.join(SWUGGY_KINDS)}"
-            out.append(_absent(f"{where}.eval.swuggy.set", sw.set, what, kinds, sets))
+        for bench, set_kinds in (("swuggy", SWUGGY_KINDS), ("sblimp", SBLIMP_KINDS)):
+            ev = getattr(x.eval, bench)
+            if ev is not None and kinds.get(ev.set) not in set_kinds:
+                sets = [n for n, k in kinds.items() if k in set_kinds]
+                what = f"a dataset of kind {' or '.join(set_kinds)}"
+                out.append(_absent(f"{where}.eval.{bench}.set", ev.set, what, kinds, sets))
     for name, c in cfg.compare.items():
         for e in c.experiments:
             if e not in cfg.experiments:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from seqlab.config import SwuggyEval, from_dict
+from seqlab.config import LmEval, from_dict
 from seqlab.data.ingest import read_units_text
 from seqlab.data.manifest import token_ids
 from seqlab.data.swuggy_files import read_gold, write_submission
@@ -97,7 +97,7 @@ def evaluate_trial(
     """Score a trial's model.pt (and its listed checkpoints) on a set; write the submission
     file(s) under `submission_dir` and the results to `out_json`."""
     t0 = time.time()
-    p = from_dict(SwuggyEval, dict(params or {}), "eval.swuggy")
+    p = from_dict(LmEval, dict(params or {}), "eval.swuggy")
     torch.set_num_threads(p.threads or 1)
     trial_dir, set_manifest = Path(trial_dir), Path(set_manifest)
     man = read_json(set_manifest)

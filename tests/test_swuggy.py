@@ -16,7 +16,7 @@ from seqlab.data.ingest import read_units_text, write_units_text
 from seqlab.data.prepare import prepare_dataset
 from seqlab.data.swuggy_files import read_gold, read_submission, write_gold, write_submission
 from seqlab.errors import SeqlabError
-from seqlab.eval.swuggy import lm_scores
+from seqlab.eval.zr import lm_scores
 from seqlab.files import read_json
 from seqlab.models import build_model
 from seqlab.scoring.swuggy import lexical_scores, lexical_scores_seen_heldout

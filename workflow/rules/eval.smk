@@ -57,7 +57,7 @@ rule swuggy:
         opts=swuggy_opts,
         trial=lambda w: f"results/{w.exp}/runs/{w.run}/seed{w.seed}",
     shell:
-        "swuggy.py {params.trial} --set {input.set} --out {output.json} "
+        "zr_score.py swuggy {params.trial} --set {input.set} --out {output.json} "
         "--submission {output.submission} --params {params.opts:q} > {log} 2>&1"
 
 

@@ -82,8 +82,10 @@ def run_unit_checks(manifest_path: str | Path, params: dict[str, Any] | None = N
 CHECKERS: dict[str, str] = {
     "token_bins": "seqlab.data.token_bins:run_token_bin_checks",
     "neural": "seqlab.data.neural:run_neural_checks",
-    "swuggy_synthetic": "seqlab.data.swuggy_checks:run_swuggy_checks",
-    "swuggy_zerospeech": "seqlab.data.swuggy_checks:run_swuggy_checks",
+    "swuggy_synthetic": "seqlab.data.zr_checks:run_set_checks",
+    "swuggy_zerospeech": "seqlab.data.zr_checks:run_set_checks",
+    "sblimp_synthetic": "seqlab.data.zr_checks:run_set_checks",
+    "sblimp_zerospeech": "seqlab.data.zr_checks:run_set_checks",
 }
 
 

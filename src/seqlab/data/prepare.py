@@ -21,6 +21,7 @@ from typing import Any
 
 from seqlab.data.ingest import ingest_units_shards, ingest_units_text
 from seqlab.data.neural import build_neural_npz, build_neural_pickle
+from seqlab.data.sblimp_sets import build_sblimp_synthetic, ingest_sblimp_zerospeech
 from seqlab.data.swuggy_sets import build_swuggy_synthetic, ingest_swuggy_zerospeech
 from seqlab.data.synthetic_neural import build_neural_synthetic
 from seqlab.data.synthetic_units import build_synthetic_units
@@ -39,6 +40,8 @@ BUILDERS: dict[str, Builder] = {
     "neural_npz": build_neural_npz,
     "swuggy_synthetic": build_swuggy_synthetic,
     "swuggy_zerospeech": ingest_swuggy_zerospeech,
+    "sblimp_synthetic": build_sblimp_synthetic,
+    "sblimp_zerospeech": ingest_sblimp_zerospeech,
 }
 
 

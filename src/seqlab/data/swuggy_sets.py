@@ -1,9 +1,8 @@
 """sWUGGY sets in the ZeroSpeech 2021 lexical layout: built from the synthetic world or ingested.
 
-A set directory holds `gold.csv` (id, filename, voice, frequency, word, phones, length,
-correct), `units.txt` (`filename<TAB>u1,u2,...`, the ZeroSpeech quantized format),
-`controls.json` (+ `controls/*.txt` submission files) and `manifest.json` (kind, vocab, voices,
-controls), so a model is scored the same way on the embedded set and on real ZR2021 files.
+A set directory (`seqlab.data.zr_sets`) holds `gold.csv` (id, filename, voice, frequency,
+word, phones, length, correct), `units.txt`, `controls.json` and `manifest.json`, so a model
+is scored the same way on the embedded set and on real ZR2021 files.
 
 The synthetic set (`swuggy_synthetic`) draws words of the world's lexicon across frequency bands
 (frequency = count in the world dataset's train text; `oov` words never occur in it). A nonword
@@ -26,18 +25,23 @@ import numpy as np
 import pandas as pd
 
 from seqlab.config import from_dict
-from seqlab.config_datasets import SwuggySynthetic, SwuggyZerospeech, SyntheticUnits, params_of
-from seqlab.data.ingest import read_units_text, write_units_text
+from seqlab.config_datasets import SwuggySynthetic, SwuggyZerospeech, params_of
 from seqlab.data.lexicon import build_lexicon, cmudict_prons, strip_stress
-from seqlab.data.manifest import Manifest, write_dataset_manifest
 from seqlab.data.phonemes import CLASS_OF, PHONEMES, SIL
-from seqlab.data.swuggy_files import read_gold, write_gold, write_submission
+from seqlab.data.swuggy_files import read_gold
 from seqlab.data.synthetic_units import split_sentences
-from seqlab.data.vocab import bos_id, eos_id, n_token_ids
 from seqlab.data.world import World, stream_rng
+from seqlab.data.zr_sets import (
+    LEXICAL,
+    all_unit_counts,
+    random_names,
+    train_unit_counts,
+    units_of_gold,
+    world_of,
+    write_set,
+)
 from seqlab.errors import SeqlabError
-from seqlab.files import read_json, write_json
-from seqlab.scoring.swuggy import BAND_LABELS, lexical_scores_seen_heldout, unigram_scores
+from seqlab.scoring.swuggy import BAND_LABELS
 
 KINDS = ("swuggy_synthetic", "swuggy_zerospeech")
 N_PH = len(PHONEMES)
@@ -106,19 +110,6 @@ def candidates(pron: np.ndarray, n_sub: int, ok: np.ndarray, real: set[tuple]) -
 # -- the synthetic set -----------------------------------------------------------------------
 
 
-def _world_of(p: SwuggySynthetic, out_dir: Path) -> tuple[Path, SyntheticUnits]:
-    path = (
-        Path(p.world_manifest) if p.world_manifest else out_dir.parent / p.world / "manifest.json"
-    )
-    man = read_json(path)
-    if man.get("kind") != "synthetic_units":
-        raise SeqlabError(
-            f"{path}: world {p.world!r} is a {man.get('kind')!r} dataset; "
-            "a swuggy_synthetic set needs a synthetic_units dataset"
-        )
-    return path, SyntheticUnits(**man["params"])
-
-
 def _quotas(p: SwuggySynthetic) -> list[int]:
     """Ids wanted per band (oov, 1-5, 6-20, 21-100, >100): oov_share, the rest evenly."""
     oov = round(p.n_items * p.oov_share)
@@ -168,7 +159,7 @@ def build_swuggy_synthetic(name: str, params: dict[str, Any], out_dir: str | Pat
     params = {k: v for k, v in params.items() if k != "checks"}
     p = from_dict(SwuggySynthetic, params, f"datasets.{name}")
     out_dir = Path(out_dir)
-    world_path, wp = _world_of(p, out_dir)
+    world_path, wp = world_of(p.world, p.world_manifest, out_dir, "swuggy_synthetic")
     world = World(wp.world_params())
     train, _ = split_sentences(world, wp)
     lex = world.lexicon
@@ -212,7 +203,7 @@ def build_swuggy_synthetic(name: str, params: dict[str, Any], out_dir: str | Pat
     held = list(range(n_train, n_train + min(p.n_heldout_voices, wp.n_heldout_voices)))
     rrng = stream_rng(p.seed, "swuggy-render")
     rows, units = [], {}
-    names = _names(rrng, 2 * len(items) * (len(seen) + len(held)))
+    names = random_names(rrng, 2 * len(items) * (len(seen) + len(held)))
     for i, (w, pron, nonword, _) in enumerate(items):
         for v in seen + held:
             draws = world.draws(rrng, len(pron) + 2)
@@ -234,7 +225,7 @@ def build_swuggy_synthetic(name: str, params: dict[str, Any], out_dir: str | Pat
                     }
                 )
     gold = pd.DataFrame(rows)
-    unigram = _train_unigram(world_path, wp.vocab_size)
+    unigram = train_unit_counts(world_path, wp.vocab_size)
     phone_scores = {
         r["filename"]: float(
             seq_logp(logp, np.array([PHONEMES.index(q) for q in r["phones"].split()]))[0]
@@ -258,69 +249,7 @@ def build_swuggy_synthetic(name: str, params: dict[str, Any], out_dir: str | Pat
         **extra,
     }
     controls = {"phoneme_bigram": phone_scores, "unit_unigram": unigram}
-    return _write_set(out_dir, gold, units, controls, info)
-
-
-def _names(rng: np.random.Generator, n: int) -> list[str]:
-    """n distinct random 11-letter filenames (ZR2021 style: the name says nothing)."""
-    letters = np.array(list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"))
-    out: dict[str, None] = {}
-    while len(out) < n:
-        out.update(dict.fromkeys("".join(r) for r in rng.choice(letters, (n - len(out), 11))))
-    return list(out)
-
-
-def _train_unigram(world_manifest: Path, vocab: int) -> np.ndarray:
-    """Unit counts of the world dataset's train split (the unit-unigram control's model)."""
-    counts = np.zeros(vocab, np.int64)
-    for u in Manifest(world_manifest).iter_split("train"):
-        counts += np.bincount(np.asarray(u.units, np.int64), minlength=vocab)[:vocab]
-    return counts
-
-
-def _write_set(
-    out: Path,
-    gold: pd.DataFrame,
-    units: dict[str, np.ndarray],
-    controls: dict[str, Any],
-    info: dict[str, Any],
-) -> dict:
-    """gold.csv, units.txt, controls, manifest.json (last; `info` + counts). A control is a
-    score per filename or a unit count vector (the unigram model)."""
-    write_gold(out / "gold.csv", gold)
-    write_units_text(out / "units.txt", ((f, units[f]) for f in gold["filename"]), "tab")
-    held = [v["id"] for v in info["voices"] if v["heldout"]]
-    files, results = list(gold["filename"]), {}
-    for cname, model in controls.items():
-        if not isinstance(model, dict):  # unit counts -> unigram scores of every item
-            model = dict(zip(files, unigram_scores([units[f] for f in files], model), strict=True))
-        write_submission(out / "controls" / f"{cname}.txt", model)
-        results[cname] = lexical_scores_seen_heldout(gold, model, held)
-    write_json(out / "controls.json", results)
-    summary = {
-        c: {k: r.get(k) for k in ("lexical_all", "lexical_invocab")}
-        | {f"{g}.lexical_all": r[g]["lexical_all"] for g in ("seen", "heldout") if g in r}
-        for c, r in results.items()
-    }
-    fields = {k: v for k, v in info.items() if k not in ("dataset", "kind", "params")}
-    V = info["vocab_size"]
-    splits = {
-        info["split"]: {"n_samples": len(gold), "n_units": int(sum(len(u) for u in units.values()))}
-    }
-    return write_dataset_manifest(
-        out / "manifest.json",
-        info["dataset"],
-        info["kind"],
-        splits,
-        info["params"],
-        **fields,
-        bos=bos_id(V),
-        eos=eos_id(V),
-        n_token_ids=n_token_ids(V),
-        n_ids=int(gold["id"].nunique()),
-        controls=summary,
-        files={"gold": "gold.csv", "units": "units.txt", "controls": "controls.json"},
-    )
+    return write_set(out_dir, LEXICAL, gold, units, controls, info)
 
 
 # -- real sets -------------------------------------------------------------------------------
@@ -331,23 +260,9 @@ def ingest_swuggy_zerospeech(name: str, params: dict[str, Any], out_dir: str | P
     params = {k: v for k, v in params.items() if k != "checks"}
     p = from_dict(SwuggyZerospeech, params, f"datasets.{name}")
     gold = read_gold(p.gold)
-    units = {}
-    for n, u in read_units_text(p.units, p.vocab_size):
-        units[n[:-4] if n.endswith(".wav") else n] = u
-    lack = [f for f in gold["filename"] if f not in units]
-    extra = sorted(set(units) - set(gold["filename"]))
-    if lack or extra:
-        msg = f"{len(lack)} gold filenames have no units (e.g. {lack[0]!r})" if lack else ""
-        msg += "; " if lack and extra else ""
-        msg += f"{len(extra)} units names are not in gold (e.g. {extra[0]!r})" if extra else ""
-        raise SeqlabError(
-            f"dataset {name!r}: {p.units} does not match {p.gold}: {msg}; "
-            "quantize exactly the lexical files of that gold.csv"
-        )
+    units = units_of_gold(name, gold, p.gold, p.units, p.vocab_size)
     voices = [{"id": str(v), "heldout": False} for v in sorted(gold["voice"].unique())]
-    counts = np.bincount(
-        np.concatenate(list(units.values())).astype(np.int64), minlength=p.vocab_size
-    )
+    counts = all_unit_counts(units, p.vocab_size)
     info = {
         "dataset": name,
         "kind": "swuggy_zerospeech",
@@ -356,4 +271,4 @@ def ingest_swuggy_zerospeech(name: str, params: dict[str, Any], out_dir: str | P
         "voices": voices,
         "params": params_of(p),
     }
-    return _write_set(Path(out_dir), gold, units, {"unit_unigram": counts}, info)
+    return write_set(Path(out_dir), LEXICAL, gold, units, {"unit_unigram": counts}, info)

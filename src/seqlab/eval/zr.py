@@ -1,10 +1,14 @@
-"""sWUGGY scores of a trained LM: item log-probabilities, the official submission file(s) and
-swuggy.json of a trial.
+"""sWUGGY and sBLIMP (ZeroSpeech 2021 lexical and syntactic) scores of a trained unit LM:
+utterance log-probabilities, the official submission files, and swuggy.json / sblimp.json of
+a trial.
 
-An LM scores an item by the sum of log-probabilities of its units and EOS after BOS (the ZR2021
-LSTM baseline convention), or that sum over the number of predicted tokens (`length_normalised`,
-a variant). The set's files are read by `seqlab.data.swuggy_files` and scored by the official
-rules in `seqlab.scoring.swuggy`, the same code that scored the set's controls when it was built.
+An LM scores an utterance by one of two conventions, both always computed:
+`sum_logprob`, the sum of log-probabilities of its units and EOS after BOS (the ZR2021 LSTM
+baseline's convention), or `mean_logprob`, that sum over the number of predicted tokens
+(slamkit's default). `length_normalised` picks the headline; the other stands beside it under
+its own name, with its own submission file. The set's files are read and scored by the
+official rules (`seqlab.data.zr_sets` names each task's reader and scorer, `seqlab.scoring`
+holds the rules), the same code that scored the set's controls when it was built.
 """
 
 from __future__ import annotations
@@ -20,13 +24,15 @@ import torch
 from seqlab.config import LmEval, from_dict
 from seqlab.data.ingest import read_units_text
 from seqlab.data.manifest import token_ids
-from seqlab.data.swuggy_files import read_gold, write_submission
+from seqlab.data.swuggy_files import write_submission
+from seqlab.data.zr_sets import TASKS, ZrTask
 from seqlab.errors import SeqlabError
 from seqlab.files import read_json, write_json
-from seqlab.scoring.swuggy import lexical_scores_seen_heldout
 from seqlab.train.checkpoint import load_checkpoint
 from seqlab.train.load import load_model, pick_device
 from seqlab.train.logbook import add_scalars
+
+CONVENTIONS = ("sum_logprob", "mean_logprob")
 
 
 @torch.no_grad()
@@ -51,7 +57,7 @@ def lm_scores(
     if limit is not None and len(items) and lengths.max() > limit:
         i = int(lengths.argmax())
         raise SeqlabError(
-            f"sWUGGY item {i} needs {lengths[i]} positions > the model's "
+            f"item {i} needs {lengths[i]} positions > the model's "
             f"block_size {limit}; train with a larger block_size"
         )
     out = np.zeros(len(items), np.float64)
@@ -79,32 +85,43 @@ def lm_scores(
 # -- one trial -------------------------------------------------------------------------------
 
 
-def _checkpoint_path(trial_dir: Path, entry: Any) -> Path:
+def _checkpoint_path(trial_dir: Path, entry: Any, what: str) -> Path:
     if entry in ("best", "last"):
         return trial_dir / "ckpt" / f"{entry}.pt"
     if isinstance(entry, int) and not isinstance(entry, bool):
         return trial_dir / "ckpt" / f"step{entry}.pt"
-    raise SeqlabError(f"eval.swuggy.checkpoints: {entry!r} is not 'best', 'last' or a step")
+    raise SeqlabError(f"{what}.checkpoints: {entry!r} is not 'best', 'last' or a step")
+
+
+def _headline(task: ZrTask, res: Mapping[str, Any]) -> dict[str, Any]:
+    """The task's headline keys, with the seen / held-out voices' headline."""
+    out = {k: res[k] for k in task.keys}
+    for g in ("seen", "heldout"):
+        if g in res:
+            out[g] = {task.keys[0]: res[g][task.keys[0]]}
+    return out
 
 
 def evaluate_trial(
+    benchmark: str,
     trial_dir: str | Path,
     set_manifest: str | Path,
     out_json: str | Path,
     submission_dir: str | Path,
     params: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Score a trial's model.pt (and its listed checkpoints) on a set; write the submission
-    file(s) under `submission_dir` and the results to `out_json`."""
-    t0 = time.time()
-    p = from_dict(LmEval, dict(params or {}), "eval.swuggy")
+    """Score a trial's model.pt (and its listed checkpoints) on a `benchmark` (swuggy or sblimp)
+    set; write the submission files under `submission_dir` and the results to `out_json`."""
+    t0, what = time.time(), f"eval.{benchmark}"
+    p = from_dict(LmEval, dict(params or {}), what)
     torch.set_num_threads(p.threads or 1)
     trial_dir, set_manifest = Path(trial_dir), Path(set_manifest)
     man = read_json(set_manifest)
-    root = set_manifest.parent
-    gold = read_gold(root / man["files"]["gold"])
+    task, root = TASKS[man["kind"]], set_manifest.parent
+    gold = task.read_gold(root / man["files"]["gold"])
     units = dict(read_units_text(root / man["files"]["units"], man["vocab_size"]))
     items = [units[f] for f in gold["filename"]]
+    n_predicted = np.array([len(u) + 1 for u in items], np.float64)
     held = [v["id"] for v in man.get("voices", []) if v.get("heldout")]
     device = pick_device(p.device)
     model, ck = load_model(trial_dir / "model.pt", device)
@@ -115,15 +132,23 @@ def evaluate_trial(
             "score a model trained on the same tokenizer"
         )
     split, sub_dir = man.get("split", "dev"), Path(submission_dir)
+    head, other = CONVENTIONS[::-1] if p.length_normalised else CONVENTIONS
 
     def score(sub: Path) -> dict[str, Any]:
-        """Score the model's current weights; write their submission file under `sub`."""
-        s = lm_scores(
-            model, items, man["bos"], man["eos"], p.batch_size, p.length_normalised, device
-        )
-        scores = dict(zip(gold["filename"], s.tolist(), strict=True))
-        write_submission(sub / "lexical" / f"{split}.txt", scores)
-        return lexical_scores_seen_heldout(gold, scores, held)
+        """Score the model's current weights by both conventions; write their submission files
+        (the headline's under `sub`, the other's under `sub/<its name>`)."""
+        total = lm_scores(model, items, man["bos"], man["eos"], p.batch_size, device=device)
+        values = {"sum_logprob": total, "mean_logprob": total / n_predicted}
+        res = {}
+        for conv, where in ((head, sub), (other, sub / other)):
+            path = where / task.name / f"{split}.txt"
+            scores = dict(zip(gold["filename"], values[conv].tolist(), strict=True))
+            write_submission(path, scores)
+            res[conv] = {**task.evaluate(gold, scores, held), "submission": str(path)}
+        return {
+            **res[head],
+            other: {**_headline(task, res[other]), "submission": res[other]["submission"]},
+        }
 
     out: dict[str, Any] = {
         "set": man["dataset"],
@@ -131,11 +156,12 @@ def evaluate_trial(
         "split": split,
         "model": "model.pt",
         "step": ck.get("step"),
+        "convention": head,
         **score(sub_dir),
     }
     out["checkpoints"] = {}
     for entry in p.checkpoints:
-        path = _checkpoint_path(trial_dir, entry)
+        path = _checkpoint_path(trial_dir, entry, what)
         if not path.exists():
             out["checkpoints"][str(entry)] = {"missing": str(path.relative_to(trial_dir))}
             continue
@@ -143,27 +169,28 @@ def evaluate_trial(
         model.load_state_dict(c["model"])
         res = score(sub_dir / str(entry))
         step = c.get("step", (c.get("trainer") or {}).get("step"))
-        keep = ("lexical_all", "lexical_invocab", "seen", "heldout")
+        keep = (*task.keys, "seen", "heldout", other)
         out["checkpoints"][str(entry)] = {"step": step, **{k: res[k] for k in keep if k in res}}
     out["controls"] = man.get("controls", {})
+    if "toplines" in man:
+        out["toplines"] = man["toplines"]
     out.update(
         length_normalised=p.length_normalised,
         batch_size=p.batch_size,
         device=str(device),
         wall_s=round(time.time() - t0, 3),
-        submission=str(sub_dir / "lexical" / f"{split}.txt"),
     )
     write_json(out_json, out)
     curve = [(out["step"], out)] + [
         (c["step"], c) for c in out["checkpoints"].values() if "step" in c
     ]
-    for step, res in curve:  # sWUGGY beside the training curves in TensorBoard
+    for step, res in curve:  # beside the training curves in TensorBoard
         add_scalars(
             trial_dir,
             int(step or 0),
             {
-                f"swuggy/{k}": float(res[k])
-                for k in ("lexical_all", "lexical_invocab")
+                f"{benchmark}/{k}": float(res[k])
+                for k in task.keys
                 if isinstance(res.get(k), (int, float))
             },
         )

@@ -25,7 +25,7 @@ BAND_EDGES = (0.0, 1.0, 5.0, 20.0, 100.0, math.inf)
 BAND_LABELS = ("oov", "1-5", "6-20", "21-100", ">100")
 
 
-def _agg(scores: pd.Series, keys: pd.Series) -> dict[str, dict[str, Any]]:
+def stats_by_key(scores: pd.Series, keys: pd.Series) -> dict[str, dict[str, Any]]:
     """n / mean / std (ddof=1, None below 2) of `scores` per key, keys in their sorted order."""
     out = {}
     for key, s in scores.groupby(keys, observed=True, sort=True):
@@ -34,8 +34,8 @@ def _agg(scores: pd.Series, keys: pd.Series) -> dict[str, dict[str, Any]]:
     return out
 
 
-def pair_scores(gold: pd.DataFrame, scores: Mapping[str, float]) -> pd.DataFrame:
-    """One row per id: word, nonword, frequency, length, n_voices and the mean pair score."""
+def check_names(gold: pd.DataFrame, scores: Mapping[str, float]) -> None:
+    """Scores for exactly the gold filenames, else one line naming what lacks or is extra."""
     names = set(gold["filename"])
     if names != set(scores):
         extra, lack = sorted(set(scores) - names), sorted(names - set(scores))
@@ -43,6 +43,11 @@ def pair_scores(gold: pd.DataFrame, scores: Mapping[str, float]) -> pd.DataFrame
         what += "; " if lack and extra else ""
         what += f"{len(extra)} scores are not in gold (e.g. {extra[0]!r})" if extra else ""
         raise SeqlabError(f"mismatch between gold and submission: {what}")
+
+
+def pair_scores(gold: pd.DataFrame, scores: Mapping[str, float]) -> pd.DataFrame:
+    """One row per id: word, nonword, frequency, length, n_voices and the mean pair score."""
+    check_names(gold, scores)
     data = gold.assign(score=gold["filename"].map(scores).astype(float))
     w = data[data["correct"] == 1].add_prefix("w_")
     nw = data[data["correct"] == 0].add_prefix("nw_")
@@ -80,14 +85,14 @@ def lexical_scores(
     bands = pd.cut(
         pairs["frequency"].astype(float), list(BAND_EDGES), labels=list(BAND_LABELS), right=False
     )
-    by_freq = _agg(pairs["score"], bands)
+    by_freq = stats_by_key(pairs["score"], bands)
     inv = [b for k, b in by_freq.items() if k != "oov"]
     n_inv = sum(b["n"] for b in inv)
     return {
         "lexical_all": float(pairs["score"].mean()) if len(pairs) else None,
         "lexical_invocab": sum(b["score"] * b["n"] for b in inv) / n_inv if n_inv else None,
         "by_frequency": by_freq,
-        "by_length": _agg(pairs["score"], pairs["length"]),
+        "by_length": stats_by_key(pairs["score"], pairs["length"]),
         "n_ids": int(len(pairs)),
         "n_pairs": int(pairs["n_voices"].sum()),
         "n_unpaired": int(len(gold) - 2 * pairs["n_voices"].sum()),

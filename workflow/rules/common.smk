@@ -135,6 +135,7 @@ localrules:
     report,
     precision,
     plot_swuggy,
+    plot_sblimp,
 
 
 def slurm_time_signal(wildcards):
@@ -155,39 +156,52 @@ def precision_exps():
     return [e for e, x in EXPERIMENTS.items() if "precision" in (x.get("grid") or {})]
 
 
-# --- sWUGGY ----------------------------------------------------------------------------
-SWUGGY_KINDS = ("swuggy_synthetic", "swuggy_zerospeech")
-SWUGGY_SYNTH_SETS = [
-    n for n, d in DATASETS.items() if d.get("kind") == "swuggy_synthetic"
+# --- sWUGGY and sBLIMP (ZeroSpeech 2021 lexical and syntactic) -------------------------
+#: eval.<benchmark> -> the dataset kinds its set may be
+ZR_KINDS = {
+    "swuggy": ("swuggy_synthetic", "swuggy_zerospeech"),
+    "sblimp": ("sblimp_synthetic", "sblimp_zerospeech"),
+}
+ZR_SYNTH_SETS = [
+    n
+    for n, d in DATASETS.items()
+    if d.get("kind") in ("swuggy_synthetic", "sblimp_synthetic")
 ]
 
 
-def swuggy_cfg(exp):
-    """The experiment's `eval.swuggy` block, or None."""
-    return (EXPERIMENTS[exp].get("eval") or {}).get("swuggy")
+def zr_cfg(exp, bench):
+    """The experiment's `eval.swuggy` or `eval.sblimp` block, or None."""
+    return (EXPERIMENTS[exp].get("eval") or {}).get(bench)
 
 
-def swuggy_exps():
-    """Experiments scored on sWUGGY: each gets results/{exp}/plots/swuggy.svg."""
-    return [e for e in EXPERIMENTS if swuggy_cfg(e)]
+def zr_exps(bench):
+    """Experiments scored on a benchmark: each gets results/{exp}/plots/{bench}.svg."""
+    return [e for e in EXPERIMENTS if zr_cfg(e, bench)]
 
 
-def swuggy_set(wildcards):
-    return swuggy_cfg(wildcards.exp)["set"]
+def zr_set(bench):
+    return lambda wildcards: zr_cfg(wildcards.exp, bench)["set"]
 
 
-def swuggy_opts(wildcards):
-    """eval.swuggy minus `set`, as JSON; torch threads default to the training threads."""
-    opts = {k: v for k, v in swuggy_cfg(wildcards.exp).items() if k != "set"}
-    opts.setdefault("threads", train_threads(wildcards))
-    return as_json(opts)
+def zr_opts(bench):
+    """eval.<bench> minus `set`, as JSON; torch threads default to the training threads."""
+
+    def get(wildcards):
+        opts = {k: v for k, v in zr_cfg(wildcards.exp, bench).items() if k != "set"}
+        opts.setdefault("threads", train_threads(wildcards))
+        return as_json(opts)
+
+    return get
 
 
-def swuggy_world_manifest(wildcards):
+def zr_world_manifest(wildcards):
     return f"results/data/{DATASETS[wildcards.dataset]['world']}/manifest.json"
 
 
-EVAL_OUTPUTS.append(lambda name, exp: ["swuggy.json"] if swuggy_cfg(name) else [])
+for _bench in ZR_KINDS:
+    EVAL_OUTPUTS.append(
+        lambda name, exp, b=_bench: [f"{b}.json"] if zr_cfg(name, b) else []
+    )
 
 
 EVAL_OUTPUTS.append(lambda name, exp: ["per.json"] if exp.get("task") == "ctc" else [])
@@ -232,7 +246,7 @@ def train_gres(wildcards):
     return ""
 
 
-# `eval_resources:` (experiment key): what an evaluation job (sWUGGY, PER) asks for, sized for
+# `eval_resources:` (experiment key): what an evaluation job (sWUGGY, sBLIMP, PER) asks for, sized for
 # scoring on one device, never the training's (3 GPUs, 64 GB, 12 h for the cluster LSTM).
 def eval_resource(key):
     """An evaluation job's resource: `eval_resources.<key>`, else 1 GPU if the training had

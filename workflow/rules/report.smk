@@ -103,7 +103,8 @@ rule report:
         finals=expand("results/{exp}/final.json", exp=EXPERIMENTS),
         compare=expand("results/compare/{name}.csv", name=COMPARE),
         precision=expand("results/{exp}/plots/precision.svg", exp=precision_exps()),
-        swuggy=expand("results/{exp}/plots/swuggy.svg", exp=swuggy_exps()),
+        swuggy=expand("results/{exp}/plots/swuggy.svg", exp=zr_exps("swuggy")),
+        sblimp=expand("results/{exp}/plots/sblimp.svg", exp=zr_exps("sblimp")),
     output:
         "results/report.html",
     log:

@@ -38,6 +38,9 @@ CAPTIONS = {
     "far apart, the right panel shows each seed's distance from its run's mean.",
     "swuggy.svg": "sWUGGY lexical accuracy per run (a dot per seed) against chance and the "
     "set's controls; a model is credible only to the right of both. Right: over training.",
+    "sblimp.svg": "sBLIMP syntactic accuracy per run (a dot per seed) against chance and the "
+    "set's controls (unit unigram, word unigram: word-order-blind); a model is credible only "
+    "to the right of them. Right: over training, all voices and held-out voices.",
     "precision.svg": "Each precision mode relative to fp32 on the same settings: throughput, "
     "peak memory and final eval loss; red = diverged, grey = skipped on this device.",
 }

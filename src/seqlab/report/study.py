@@ -27,8 +27,9 @@ from seqlab.report.summary import load_trials, make_final, write_final, write_su
 PLOTS = ("plots/train_loss.svg", "plots/eval.svg", "plots/best.svg")
 #: written by the `precision` rule for experiments whose grid varies `precision`
 PRECISION_PLOT = "plots/precision.svg"
-#: written by summarize_experiment when the trials were scored on sWUGGY
+#: written by the plot rules when the trials were scored on sWUGGY / sBLIMP
 SWUGGY_PLOT = "plots/swuggy.svg"
+SBLIMP_PLOT = "plots/sblimp.svg"
 
 
 def summarize_experiment(
@@ -119,7 +120,8 @@ def report(
             "ledger": results / exp / "ledger.md",
             "plots": [results / exp / p for p in PLOTS]
             + [p for p in [results / exp / PRECISION_PLOT] if p.exists()]
-            + [p for p in [results / exp / SWUGGY_PLOT] if p.exists()],
+            + [p for p in [results / exp / SWUGGY_PLOT] if p.exists()]
+            + [p for p in [results / exp / SBLIMP_PLOT] if p.exists()],
             "trial_dirs": final.get("generated_from", []),
         }
     return build_report(specs, compare_csvs, out_html)

@@ -107,8 +107,13 @@ def _metric_columns_of(metrics: Mapping[str, Any]) -> dict[str, Any]:
 
 
 #: per-trial evaluation files (written by the eval rules beside metrics.json) and the column
-#: prefix of their flattened scalars: swuggy.json -> swuggy.lexical_all, per.json -> per.per ...
-EVAL_FILES: dict[str, str] = {"swuggy.json": "swuggy.", "per.json": "per."}
+#: prefix of their flattened scalars: swuggy.json -> swuggy.lexical_all, sblimp.json ->
+#: sblimp.syntactic_all, per.json -> per.per ...
+EVAL_FILES: dict[str, str] = {
+    "swuggy.json": "swuggy.",
+    "sblimp.json": "sblimp.",
+    "per.json": "per.",
+}
 
 
 def _eval_columns(trial_dir: Path) -> dict[str, Any]:

@@ -257,3 +257,9 @@ def test_another_world_gives_another_set(synth_set: Path, tmp_path: Path) -> Non
     a = read_gold(synth_set)["transcription"]
     b = read_gold(tmp_path / "s")["transcription"]
     assert len(a) == len(b) and (a != b).mean() > 0.9
+
+
+def test_too_many_items_fail_with_one_line(synth_set: Path) -> None:
+    with pytest.raises(SeqlabError, match="dataset 'big': only .* collocation_swap items found"):
+        prepare_dataset("big", {**SET, "n_per_type": 5000}, synth_set.parent / "big")
+    assert not (synth_set.parent / "big" / "manifest.json").exists()

@@ -139,7 +139,7 @@ def _context(
     return left, right
 
 
-def _items(p: SblimpSynthetic, world: World, corpus: Corpus) -> list[dict[str, Any]]:
+def _items(name: str, p: SblimpSynthetic, world: World, corpus: Corpus) -> list[dict[str, Any]]:
     """Every id: type, subtype, the correct and incorrect sentence, where the pair sits."""
     colloc = _collocations(world, corpus, p.min_pair_count)
     by_class: dict[tuple, list[int]] = collections.defaultdict(list)
@@ -186,7 +186,7 @@ def _items(p: SblimpSynthetic, world: World, corpus: Corpus) -> list[dict[str, A
             )
         if len(got) < p.n_per_type:
             raise SeqlabError(
-                f"sblimp_synthetic: only {len(got)} of {p.n_per_type} {kind} items found; "
+                f"dataset {name!r}: only {len(got)} of {p.n_per_type} {kind} items found; "
                 "lower n_per_type or min_pair_count"
             )
         items += got
@@ -237,7 +237,7 @@ def build_sblimp_synthetic(name: str, params: dict[str, Any], out_dir: str | Pat
     world = World(wp.world_params())
     train, _ = split_sentences(world, wp)
     corpus = Corpus.of(train, len(world.lexicon))
-    items = _items(p, world, corpus)
+    items = _items(name, p, world, corpus)
     n_train = wp.n_voices
     vrng = stream_rng(p.seed, "sblimp-voices")
     seen = sorted(vrng.choice(n_train, min(p.n_seen_voices, n_train), replace=False).tolist())

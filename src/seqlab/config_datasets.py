@@ -232,8 +232,8 @@ class SblimpSynthetic(Block, kw_only=True):
     world: NonEmpty  # the synthetic_units dataset whose world and train text the set uses
     world_manifest: str | None = None  # its manifest.json (default: ../{world}/manifest.json)
     seed: NonNeg = 0  # seeds the choice of pairs, context words, voices and renderings
-    n_per_type: Pos = 150  # ids of each type (collocation_swap, follower_replaced)
-    min_pair_count: Pos = 10  # a collocation used occurs at least this often in train text
+    n_per_type: Pos = 120  # ids of each type (collocation_swap, follower_replaced)
+    min_pair_count: Pos = 20  # a collocation used occurs at least this often in train text
     min_words: Annotated[int, Bound(strict=True, ge=2)] = 3  # sentence length, pair included
     max_words: Annotated[int, Bound(strict=True, ge=2)] = 5
     # follower_replaced: the new word's train count is within this factor of the replaced one's

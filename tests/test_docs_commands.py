@@ -1,11 +1,16 @@
 """Every command the docs show is run, so the docs cannot drift from the CLI again.
 
-Commands are taken from README.md and config/README.md (lines of code blocks: indented or
-fenced, except python/yaml/json blocks) and from the header comments of config/examples/*.yaml
-(`#   ` lines); a trailing backslash joins the next line. A line is a command when its first
-word is a program on PATH (the venv's first), a shell builtin, an executable file of the
-repository, or one of COMMANDS (so that a documented program that is not installed fails
-instead of being skipped). Each command is then run as far as it can be without doing the work:
+Commands are taken from README.md, docs/*.md and config/README.md (lines of code blocks:
+indented or fenced, except python/yaml/json/text blocks) and from the header comments of
+config/examples/*.yaml (`#   ` lines); a trailing backslash joins the next line. A yaml block
+whose first line names a file (`# my.yaml`) is the reader's own config: the commands of the
+same document run where that file exists, with stand-in unit files for its `units_text`
+datasets (a few utterances, so the dry runs find what a reader's data would be).
+
+A line is a command when its first word is a program on PATH (the venv's first), a shell
+builtin, an executable file of the repository, or one of COMMANDS (so that a documented
+program that is not installed fails instead of being skipped). Each command is then run as
+far as it can be without doing the work:
 
 - `snakemake ...`: a real dry run (`-n`), the cluster profile included, in a fresh directory
   that sees the checkout (so existing results do not change the answer);
@@ -29,10 +34,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import PYTHON, ROOT
 
-DOCS = [ROOT / "README.md", ROOT / "config/README.md",
-        *sorted((ROOT / "config/examples").glob("*.yaml"))]  # fmt: skip
+DOCS = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    ROOT / "config/README.md",
+    *sorted((ROOT / "config/examples").glob("*.yaml")),
+]
 BIN = Path(PYTHON).parent
 PATH = f"{BIN}:{os.environ.get('PATH', '')}"
 #: commands that count as commands even where they are not installed
@@ -74,6 +84,34 @@ def _code_lines(path: Path) -> list[tuple[int, str]]:
         elif line.startswith("    ") and line.strip():
             out.append((i, line.strip()))
     return out
+
+
+def named_configs(path: Path) -> dict[str, str]:
+    """{file name: text} of the yaml blocks of a document whose first line is `# NAME.yaml`."""
+    found: dict[str, str] = {}
+    if path.suffix != ".md":
+        return found
+    for block in re.findall(r"^```yaml\n(.*?)^```", path.read_text(), re.M | re.S):
+        first = block.splitlines()[0] if block.strip() else ""
+        name = re.fullmatch(r"#\s*([\w.-]+\.ya?ml)\s*", first)
+        if name:
+            found[name[1]] = block
+    return found
+
+
+def write_named_configs(doc: Path, where: Path) -> None:
+    """The document's named configs into `where`, and a few utterances for each file their
+    `units_text` datasets read (the reader's data, which the docs cannot ship)."""
+    for name, text in named_configs(doc).items():
+        (where / name).write_text(text)
+        for ds in (yaml.safe_load(text).get("datasets") or {}).values():
+            if ds.get("kind") != "units_text":
+                continue
+            for key in ("train", "eval"):
+                units = where / ds[key] if ds.get(key) else None
+                if units is not None and not units.exists():
+                    units.parent.mkdir(parents=True, exist_ok=True)
+                    units.write_text("".join(f"utt{i}\t1,2,3,{i}\n" for i in range(4)))
 
 
 def _is_command(word: str) -> bool:
@@ -149,7 +187,8 @@ def test_the_docs_show_commands() -> None:
     """The extraction finds the commands it must (a guard against an extraction that finds
     nothing and so tests nothing)."""
     shown = [c for _, c in COMMANDS_SHOWN]
-    assert any(c.startswith("snakemake --workflow-profile profiles/slurm") for c in shown)
+    assert any(c.startswith("snakemake --profile profiles/slurm") for c in shown)
+    assert any(c.startswith("snakemake --configfile my.yaml -n") for c in shown)
     assert any(c.startswith("snakemake --configfile config/examples/") for c in shown)
     assert any(c.startswith("make ") for c in shown)
     assert any(c.startswith("python workflow/scripts/lm.py") for c in shown)
@@ -171,11 +210,14 @@ def test_documented_command_runs(where: str, command: str, tmp_path: Path) -> No
             pytest.skip(f"not run: {why}")
     words = shlex.split(command)
     prog = words[0]
+    doc = ROOT / where.rsplit(":", 1)[0]
     if prog in OPTIONAL and shutil.which(prog, path=PATH) is None:
         pytest.skip(f"{prog} is not installed here (Slurm client: make slurm-up)")
     if prog == "snakemake":
         dry = [str(BIN / "snakemake"), *words[1:], "-n", "--nolock", "--quiet", "all"]
-        proc = run(dry, checkout_view(tmp_path), timeout=600)
+        view = checkout_view(tmp_path)
+        write_named_configs(doc, view)
+        proc = run(dry, view, timeout=600)
         assert proc.returncode == 0, f"{where}: `{command}` -n failed:\n{proc.stderr[-3000:]}"
         assert "This was a dry-run" in proc.stdout + proc.stderr, proc.stdout[-2000:]
     elif prog == "make":
@@ -200,7 +242,9 @@ def test_documented_command_runs(where: str, command: str, tmp_path: Path) -> No
             args += [w for w in words[1:] if not w.startswith("-")][:1]
             if args[-1] in READ_ONLY and "--watch" not in words:  # and the command itself
                 extra = ["--results", str(tmp_path)] if args[-1] == "status" else []
-                proc = run([*words, *extra], ROOT, timeout=60)
+                view = checkout_view(tmp_path)
+                write_named_configs(doc, view)
+                proc = run([*words, *extra], view, timeout=60)
                 assert proc.returncode == 0, f"{where}: `{command}` failed: {proc.stderr}"
         proc = run([*args, "--help"], ROOT, timeout=60)
         assert proc.returncode == 0, f"{where}: `{' '.join(args)} --help` failed: {proc.stderr}"

@@ -1,8 +1,8 @@
 # seqlab: sequence-model research as one Snakemake workflow.
 #   snakemake --cores 2 results/lstm/final.json                   # laptop, embedded data
-#   snakemake --workflow-profile profiles/slurm results/lstm/final.json  # cluster
+#   snakemake --profile profiles/slurm results/lstm/final.json    # cluster
 #   snakemake report                                              # results/report.html
-# The map is the README; every config key is in config/README.md.
+# The map is the README and docs/architecture.md; every config key is in config/README.md.
 
 import re
 import sys

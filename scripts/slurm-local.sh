@@ -44,7 +44,7 @@ MUNGE=$STATE/munge                      # key, socket, pid, log and seed of our 
 PORT=${SEQLAB_SLURM_PORT:-6917}         # slurmctld; slurmd listens on PORT+1
 export SLURM_CONF=$CONF                 # for every Slurm command below (sinfo, scontrol, ...)
 MARKER="# written by seqlab scripts/slurm-local.sh"
-N_GPUS=${SEQLAB_SLURM_GPUS:-3}          # the seeds' 3 GPUs, as fake gres devices
+N_GPUS=${SEQLAB_SLURM_GPUS:-3}          # the hand-run study's 3 GPUs, as fake gres devices
 # CPUs the node offers (oversubscribing a small machine): a packed job of 4 one-CPU trials
 # (experiment key `pack`) asks for 4 CPUs, which a 2-core test machine must still accept.
 N_CPUS=${SEQLAB_SLURM_CPUS:-8}

@@ -90,7 +90,7 @@ def test_loss_effect_ci_is_paired_by_seed() -> None:
 
 
 def test_confounded_keys_are_flagged_not_judged() -> None:
-    """The seeds' AdamW runs: adamw always came with another lr and betas."""
+    """The hand-run LSTM study's AdamW runs: adamw always came with another lr and betas."""
     design = {
         "adam": {"optim.name": "adam", "optim.lr": 1e-2, "optim.betas": [0.9, 0.99]},
         "adamw": {"optim.name": "adamw", "optim.lr": 5e-4, "optim.betas": [0.9, 0.98]},

@@ -44,7 +44,7 @@ def test_load_latest_and_by_seed(unit_manifest: Path, tmp_path: Path) -> None:
     with pytest.raises(SeqlabError, match="no model.pt"):
         load_latest_model("t", run="nope", results=results)
 
-    # the seeds' load_latest_model(checkpoint="checkpoint-5000"): a kept step
+    # the hand-run scripts' load_latest_model(checkpoint="checkpoint-5000"): a kept step
     step2, _, p2 = load_latest_model("t", seed=0, checkpoint=2, results=results)
     assert p2 == dirs[0] / "ckpt" / "step2.pt"
     kept = load_checkpoint(p2)["model"]

@@ -132,7 +132,7 @@ def test_lstm_param_count_256_256_2() -> None:
     E = H = 256
     expected = V * E + 4 * H * (E + H) + 8 * H + 4 * H * (H + H) + 8 * H + H * V + V
     assert expected == 1_185_026
-    assert count_params(model) == expected  # the seeds' "~1.2M"
+    assert count_params(model) == expected  # the hand-run study's "~1.2M"
 
 
 def test_lstm_forget_gate_bias_is_one_in_total() -> None:

@@ -88,8 +88,8 @@ def test_optimizer_settings_reach_torch() -> None:
 
 
 def test_adamw_and_adam_are_bitwise_equal_without_weight_decay() -> None:
-    # Seed 000 blamed AdamW(wd=0) for a plateau; mathematically it is Adam, and in torch
-    # (AdamW subclasses Adam; decay is a multiply by 1 - lr * 0 = 1) bit for bit on CPU.
+    # The hand-run LSTM study blamed AdamW(wd=0) for a plateau; mathematically it is Adam, and in
+    # torch (AdamW subclasses Adam; decay is a multiply by 1 - lr * 0 = 1) bit for bit on CPU.
     base = {"lr": 1e-2, "betas": [0.9, 0.99], "weight_decay": 0.0}
     adam = _train({"name": "adam", **base})
     adamw = _train({"name": "adamw", **base})
@@ -173,8 +173,9 @@ def test_cosine_halfway_and_floor() -> None:
     assert all(a >= b for a, b in zip(lrs, lrs[1:], strict=False))
 
 
-def test_cosine_seed_002_values() -> None:
-    # nanoGPT / seed 002: 6e-4 -> 6e-5 cosine, 1000 warmup, 10000 iterations.
+def test_cosine_nanogpt_gpt2_values() -> None:
+    # nanoGPT's GPT-2 124M (the hand-run precision study): 6e-4 -> 6e-5 cosine, 1000 warmup,
+    # 10000 iterations.
     cfg = {"name": "cosine", "warmup": 1000, "min_lr": 6e-5}
     assert lr_at(1000, cfg, 6e-4, 10000) == pytest.approx(6e-4)
     assert lr_at(5500, cfg, 6e-4, 10000) == pytest.approx(3.3e-4)

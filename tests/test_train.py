@@ -258,8 +258,9 @@ def test_a_checkpoint_that_does_not_fit_the_model_is_discarded(
 
 
 def test_warm_start_from_a_kept_step(unit_manifest: Path, tmp_path: Path) -> None:
-    """init_from: another trial's weights at a kept step, with a new LR (the seeds' "resume
-    from step 1500 with a constant 1e-5"): step 0 scores what the parent scored there."""
+    """init_from: another trial's weights at a kept step, with a new LR (as resuming
+    from the pre-spike step 1500 with a constant 1e-5 was done by hand): step 0 scores what the
+    parent scored there."""
     train(tiny_trial(unit_manifest, keep_steps=[8]), tmp_path / "parent", echo=quiet)
     kept = tmp_path / "parent" / "ckpt" / "step8.pt"
     child = tiny_trial(unit_manifest, init_from=str(kept), schedule={"name": "constant"},

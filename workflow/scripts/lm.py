@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The precision study by hand, with the seed's command line (seed 002's run.py).
+"""The precision study by hand, with the command line of the hand-run study's run.py.
 
     lm.py --config amp_bf16 --seed 0        # one mode, one seed
     lm.py --config all --seeds 3            # every mode of the grid, seeds 0..2

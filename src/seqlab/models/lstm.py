@@ -1,6 +1,6 @@
 """LSTM language model: Embedding -> multi-layer LSTM -> dropout -> Linear.
 
-The initialisation is the one the group's notes (seeds 000/001) found to converge at lr 1e-2:
+The initialisation is the one the hand-run LSTM study found to converge at lr 1e-2:
 orthogonal recurrent weights, forget-gate bias 1.0, no weight decay needed.
 """
 

@@ -1,8 +1,9 @@
-"""Cross-experiment tables (results/compare/*.csv): the seeds' LSTM-vs-GPT-2 table, Adam vs AdamW.
+"""Cross-experiment tables (results/compare/*.csv): LSTM vs GPT-2, Adam vs AdamW.
 
-The seeds claimed that AdamW with weight_decay=0 trains differently from Adam. With wd=0 the two
-updates are the same formula, so `compare_optimizers` pairs trials that differ only in the
-optimizer name (same seed, same every other setting) and reports what the logged curves show.
+The hand-run LSTM study claimed that AdamW with weight_decay=0 trains differently from Adam.
+With wd=0 the two updates are the same formula, so `compare_optimizers` pairs trials that
+differ only in the optimizer name (same seed, same every other setting) and reports what the
+logged curves show.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ def compare_experiments(
 ) -> pd.DataFrame:
     """One row per (experiment, run): settings, metric mean and std, `metric` as 'mean ± std'.
 
-    Defaults give the seeds' table: params, lr, loss@40 mean ± std, plateau rate, tokens/s.
+    Defaults give the hand-run study's table: params, lr, loss@40 mean ± std, plateau rate,
+    tokens/s.
     """
     rows = []
     for exp, final in finals.items():

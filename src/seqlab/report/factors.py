@@ -9,8 +9,8 @@ difference") are then read off these numbers instead of being written by hand.
 How the design is read (the anchors are W&B's parameter importance and Optuna's fANOVA; this
 is the exact, small-grid version):
 
-- *Aliased keys* (two keys whose values always change together over the runs, as the seeds'
-  AdamW runs did with lr and betas) are merged into one factor ``a + b`` flagged
+- *Aliased keys* (two keys whose values always change together over the runs, as the hand-run
+  study's AdamW runs did with lr and betas) are merged into one factor ``a + b`` flagged
   ``confounded``: the data cannot tell their effects apart, and the verdict says so.
 - A factor's levels are compared over the *common cells*: the combinations of the other keys
   that occur with every level. On a full factorial grid that is every combination, so the
@@ -149,7 +149,7 @@ def _stats_for(trials: list[dict], level_of, cells: set, what: str) -> dict:
 
 
 def _diff(per_seed: dict, level: str, ref: str, complete: dict) -> dict[str, Any]:
-    """level - ref: paired over seeds complete in both, else Welch over the seeds' means."""
+    """level - ref: paired over seeds complete in both, else Welch over the per-seed means."""
     a, b = per_seed.get(level, {}), per_seed.get(ref, {})
     common = [s for s in sorted(set(a) & set(b)) if complete[level].get(s) and complete[ref].get(s)]
     if len(common) >= 2:

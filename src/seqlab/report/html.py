@@ -29,12 +29,12 @@ from seqlab.report.tables import CSS, Html, breakable, html_table, short_hash, s
 #: figure captions by file name: what the reader is looking at and how to read it
 CAPTIONS = {
     "train_loss.svg": "Training loss of each run over steps: the line is the mean over seeds, "
-    "the band the seeds' min–max; the dashed line is the unigram entropy of the data, where a "
+    "the band the min–max over seeds; the dashed line is the unigram entropy of the data, where a "
     "model that has learnt only unit frequencies sits (the plateau).",
     "eval.svg": "The metric that picks each trial's best checkpoint (eval loss, or PER for CTC) "
     "on the held-out split over training; mean over seeds, band min–max.",
     "best.svg": "Best value of that metric per run, best run on top: one dot per seed, the "
-    "black tick the mean ± 1 std. The axis spans the seeds' values, not zero; when runs lie "
+    "black tick the mean ± 1 std. The axis spans the per-seed values, not zero; when runs lie "
     "far apart, the right panel shows each seed's distance from its run's mean.",
     "swuggy.svg": "sWUGGY lexical accuracy per run (a dot per seed) against chance and the "
     "set's controls; a model is credible only to the right of both. Right: over training.",

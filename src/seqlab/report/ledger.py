@@ -1,4 +1,4 @@
-"""The run ledger (results/{exp}/ledger.md): the seeds' hand-kept run-tracking document, generated.
+"""The run ledger (results/{exp}/ledger.md): a hand-kept run-tracking document, generated.
 
 For each run: what it changed relative to the base config (``key: base → new``), its config, and
 its result (best metric and step, plateau rate, stability events, stop reasons). Everything comes

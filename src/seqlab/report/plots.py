@@ -30,7 +30,7 @@ def plot_loss_curves(
 
     `df` is a summary (load_trials); the curves are read from each trial's log.jsonl. `metric`
     is ``loss`` (train records) or ``eval_loss`` (eval records). `baseline` (the unigram
-    entropy) is drawn dashed: a curve that stays on it is the seeds' plateau.
+    entropy) is drawn dashed: a curve that stays on it has plateaued.
     """
     if band not in ("minmax", "std"):
         raise ValueError(f"band must be 'minmax' or 'std', not {band!r}")
@@ -76,7 +76,7 @@ def plot_seed_points(
     final: Mapping[str, Any], metric: str, out_svg: str | Path, title: str | None = None
 ) -> Path:
     """`metric` per run (ranking order, best first): a dot per seed, mean ± std; the axis fits
-    the seeds' values, so their spread shows (bars from zero would hide it).
+    the per-seed values, so their spread shows (bars from zero would hide it).
 
     When the runs lie far apart (a plateaued run next to a converged one), a common axis would
     squash each run's seeds into one dot, so a right panel shows each seed's distance from

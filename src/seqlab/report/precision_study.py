@@ -2,7 +2,7 @@
 
 One row per (setting, precision), settings being every other override of the run (so a grid of
 precision x something compares each mode with the fp32 run of the same something). Means over
-seeds; a diverged seed has no final loss, so the loss delta averages the seeds that finished.
+seeds; a diverged seed has no final loss, so the loss delta averages the finished seeds.
 
 columns: precision, n_seeds, n_diverged, n_skipped, diverged, skipped, skip_reason,
 tokens_per_s, ms_per_iter, peak_mem_mb, peak_mem_kind, final_eval_loss, mfu,

@@ -77,7 +77,7 @@ def compare(
 ) -> pd.DataFrame:
     """One cross-experiment table, results/compare/{name}.csv.
 
-    spec.kind = "experiments": one row per (experiment, run) with the seeds' columns;
+    spec.kind = "experiments": one row per (experiment, run), each metric over seeds;
     spec.kind = "optimizers": Adam vs AdamW paired by seed and every other setting;
     spec.kind = "precision": each precision mode relative to fp32 (seqlab.report.precision_study).
     """

@@ -1,7 +1,7 @@
 """Per-experiment summaries: trial directories -> summary.csv (one row per trial) -> final.json.
 
 Everything here is recomputed from the trials' own files (config.json, metrics.json, log.jsonl),
-so the tables that the seeds kept by hand can never go stale.
+so tables that used to be kept by hand can never go stale.
 
 summary.csv columns
     experiment, run, variant, seed, task; one column per override key (``optim.lr``...);

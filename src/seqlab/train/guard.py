@@ -1,6 +1,7 @@
 """The stability guard: it observes each step's (loss, grad norm) and answers what to do.
 
-Seed 003's adaptive LR and seed 004's roll-back, as one small state machine the loop consults:
+An adaptive LR (cut on a grad-norm spike or repeated non-finite updates) and a roll-back to
+the last good checkpoint after a loss spike, as one small state machine the loop consults:
 
     skip       the update was non-finite: it is not applied (counted; every `max_skips`
                consecutive skips also cut the LR)

@@ -1,5 +1,6 @@
-"""Load trained models back: one loader for model.pt / ckpt/*.pt (evaluation, notebooks, the
-seeds' `load_latest_model`) and the one place where the `auto` device is chosen."""
+"""Load trained models back: one loader for model.pt / ckpt/*.pt (evaluation, notebooks,
+`load_latest_model` as the hand-run scripts had it) and the one place where the `auto`
+device is chosen."""
 
 from __future__ import annotations
 

@@ -45,7 +45,7 @@ def native_bf16(device: torch.device) -> bool:
 
     CUDA: the device says (Ampere and newer). CPU: oneDNN's own test (AVX-512 or AMX), the one
     that decides whether its bf16 kernels, the LSTM's included, run at all; on a CPU without
-    them bf16 is emulated and 2-4x slower than fp32 (README, Benchmarks).
+    them bf16 is emulated and 2-4x slower than fp32 (docs/benchmarks.md).
     """
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()

@@ -4,7 +4,8 @@ features (B, T, C) -> Gaussian smoothing over time (depthwise, `smooth_kernel` t
 `smooth_width` bins) -> day-specific affine layer (identity-initialised W_d, zero b_d) + softsign
 -> [input dropout] -> unfold windows of `kernel_len` bins every `stride_len` bins (B, T', C*K)
 -> GRU (orthogonal recurrent, xavier input weights) -> [LayerNorm] -> Linear to 41 classes
-(0 = CTC blank). `layer_norm` and `input_dropout` are seed 003's additions (off by default).
+(0 = CTC blank). `layer_norm` and `input_dropout` were added in the hand-kept runs (off by
+default).
 
 Unlike the baseline, padded frames are packed away from the GRU, so a bidirectional model's
 backward pass starts at each trial's own end, and batching never changes a trial's output.

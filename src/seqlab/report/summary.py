@@ -228,7 +228,7 @@ def plateau_of_run(rows: pd.DataFrame, baseline: float | None, rule: Mapping[str
     """The plateau rate of one run (`rows`: its trials): the share of its seeds whose loss at
     the rule's milestone (`plateau_of_seed`) is >= baseline - margin, the baseline being the
     train split's unigram entropy; seeds without a finite loss, or runs without a baseline,
-    are left out of the rate (`n_flagged` counts the seeds it is over)."""
+    are left out of the rate (`n_flagged`: how many seeds it is over)."""
     per_seed = []
     for _, row in rows.iterrows():
         loss, step, source = plateau_of_seed(row, int(rule["milestone"]), rule["metric"])

@@ -6,7 +6,7 @@ voices (a dot per seed, the mean ± std), with the set's controls (sWUGGY: phone
 oracle, unit-unigram model; sBLIMP: unit-unigram and word-unigram models) and chance (0.5) as
 vertical lines; a model is only credible right of them all. Right, when checkpoints were
 scored (`eval.<benchmark>.checkpoints`): the headline against the checkpoint's training step,
-all voices (solid) and held-out voices (dashed), one colour per run through the seeds' mean,
+all voices (solid) and held-out voices (dashed), one colour per run through the mean over seeds,
 with the controls' held-out scores as dashed lines.
 """
 

@@ -1,7 +1,7 @@
 # seqlab: sequence-model research as one Snakemake workflow.
-#   snakemake --cores 2 results/lstm/final.json                   # laptop, embedded data
-#   snakemake --profile profiles/slurm results/lstm/final.json    # cluster
-#   snakemake report                                              # results/report.html
+#   snakemake --cores 2 results/lstm/final.json                 # laptop, embedded data
+#   snakemake --profile profiles/slurm results/lstm/final.json  # cluster
+#   snakemake --cores 2 report                                  # results/report.html
 # The map is the README and docs/architecture.md; every config key is in config/README.md.
 
 import re

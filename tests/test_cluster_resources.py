@@ -13,17 +13,32 @@ from conftest import PYTHON, ROOT
 
 # The cluster LSTM of config/examples/spidr_lm.yaml: 3 GPUs (DDP), 64 GB, 12 h per trial.
 CLUSTER = {"gpu": 3, "cpus_per_task": 8, "mem_mb": 64000, "runtime": 720}
+TRAIN = yaml.safe_load((ROOT / "config/config.yaml").read_text())["experiments"]["lstm"]["train"]
 
 
-def dry_run(tmp_path: Path, lstm: dict, *args: str) -> subprocess.CompletedProcess:
+def dry_run(
+    tmp_path: Path, lstm: dict, *args: str, flag: str = "--profile"
+) -> subprocess.CompletedProcess:
+    """`snakemake --profile profiles/slurm -n` (or `flag`) on the default lstm with changes."""
     cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
     exp = {**cfg["experiments"]["lstm"], "seeds": [0], **lstm}
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump({"datasets": cfg["datasets"], "experiments": {"lstm": exp}}))
     cmd = [PYTHON, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path),
-           "--configfile", str(path), "--workflow-profile", str(ROOT / "profiles/slurm"), "-n",
+           "--configfile", str(path), flag, str(ROOT / "profiles/slurm"), "-n",
            *args]  # fmt: skip
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def job_blocks(out: str) -> list[list[tuple[str, list[str]]]]:
+    """Every job a dry run prints (rule, files, threads, resources): each line's items sorted
+    (Snakemake lists a set's items, such as the reason's files, in no fixed order)."""
+    blocks = re.findall(r"\n\s*(rule \w+:\n.*?)(?:\n\s*\n|\n\s*\[|\Z)", out, re.S)
+    return sorted(
+        [(key.strip(), sorted(re.split(r"[:;,] ", value.strip()))) for key, _, value in
+         (line.partition(":") for line in block.splitlines())]
+        for block in blocks
+    )  # fmt: skip
 
 
 def job_resources(out: str, rule: str) -> list[dict[str, str]]:
@@ -34,6 +49,23 @@ def job_resources(out: str, rule: str) -> list[dict[str, str]]:
         line = next(x for x in block.splitlines() if x.strip().startswith("resources:"))
         found.append(dict(kv.split("=", 1) for kv in line.split(":", 1)[1].strip().split(", ")))
     return found
+
+
+def test_profile_and_workflow_profile_plan_the_same_jobs(tmp_path: Path) -> None:
+    """Under `--profile profiles/slurm` Snakemake also reads the workflow profile
+    (profiles/default), whose keys win; `--workflow-profile profiles/slurm` replaces it. Both
+    plan the same jobs with the same threads and resources: nothing meant for local runs
+    reaches a cluster run (a `cores: 2` there capped this 3-thread trial at 2 threads)."""
+    lstm = {"seeds": [0, 1], "pack": 2, "train": {**TRAIN, "threads": 3}}
+    plans = []
+    for flag in ("--profile", "--workflow-profile"):
+        work = tmp_path / flag.strip("-")
+        work.mkdir()
+        proc = dry_run(work, lstm, flag=flag)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        plans.append(job_blocks(proc.stdout + proc.stderr))
+    assert any(block[0][0] == "rule train" for block in plans[0]), plans[0]
+    assert plans[0] == plans[1]
 
 
 def test_eval_jobs_ask_for_scoring_not_training(tmp_path: Path) -> None:

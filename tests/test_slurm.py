@@ -138,22 +138,28 @@ def write_config(work: Path, name: str, experiments: dict) -> Path:
     return path
 
 
-def snakemake_cmd(work: Path, config: Path, *args: str) -> list[str]:
-    return [PYTHON, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(work),
-            "--configfile", str(config), "--workflow-profile", str(PROFILE), *FAST_POLL,
-            *args]  # fmt: skip
+def snakemake_cmd(work: Path, config: Path, *args: str, flag: str = "--profile") -> list[str]:
+    """The cluster command as users type it (`snakemake --profile profiles/slurm ...`);
+    `flag="--workflow-profile"` for the other spelling, which must work as well."""
+    where = ["-s", str(ROOT / "Snakefile"), "-d", str(work), "--configfile", str(config)]
+    return [PYTHON, "-m", "snakemake", *where, flag, str(PROFILE), *FAST_POLL, *args]
 
 
-def snakemake(work: Path, config: Path, *args: str, timeout: float = 240):
-    return subprocess.run(snakemake_cmd(work, config, *args), capture_output=True, text=True,
-                          timeout=timeout)  # fmt: skip
+def snakemake(work: Path, config: Path, *args: str, timeout: float = 240, flag: str = "--profile"):
+    return subprocess.run(
+        snakemake_cmd(work, config, *args, flag=flag),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def jobs_of(work: Path) -> list[dict[str, str]]:
-    """This work directory's Slurm jobs that slurmctld still knows (MinJobAge)."""
-    out = slurm_cmd("squeue", "--states=all", "-h", "-o", "%i|%T|%P|%k|%Z")
-    jobs = [dict(zip(("id", "state", "partition", "comment", "dir"), line.split("|"),
-                     strict=True)) for line in out.splitlines() if line]  # fmt: skip
+    """This work directory's Slurm jobs that slurmctld still knows (MinJobAge), with their
+    start and end times (ISO seconds; end is the time limit while a job runs)."""
+    out = slurm_cmd("squeue", "--states=all", "-h", "-o", "%i|%T|%P|%k|%Z|%S|%e")
+    keys = ("id", "state", "partition", "comment", "dir", "start", "end")
+    jobs = [dict(zip(keys, line.split("|"), strict=True)) for line in out.splitlines() if line]
     return [j for j in jobs if Path(j["dir"]) == work and j["id"] not in _EARLIER_JOBS]
 
 
@@ -172,17 +178,21 @@ def wait_until(what: str, cond, timeout: float, step: float = 0.5):
 
 
 def test_demo_experiment_through_profile(work: Path) -> None:
-    """The lstm experiment (tiny) to final.json; every trial ran as a GPU job in Slurm."""
-    exp = {"dataset": "tiny", "seeds": [0, 1], "resources": GPU_JOB, "train": TINY,
+    """`snakemake --profile profiles/slurm results/lstm/final.json`: the lstm experiment
+    (tiny) to final.json; its 3 trials ran as one-GPU Slurm jobs, all 3 at once (the node
+    has 8 CPUs and 3 GPUs: nothing of the local workflow profile caps a cluster run)."""
+    exp = {"dataset": "tiny", "seeds": [0, 1, 2], "resources": GPU_JOB, "train": TINY,
            "plateau": {"milestone": 3}}  # fmt: skip
     cfg = write_config(work, "lstm", {"lstm": exp})
     proc = snakemake(work, cfg, "results/lstm/final.json")
     assert proc.returncode == 0, proc.stderr[-4000:]
     final = json.loads((work / "results/lstm/final.json").read_text())
-    assert final["runs"]["base"]["n_seeds"] == 2
+    assert final["runs"]["base"]["n_seeds"] == 3
 
     trains = [j for j in jobs_of(work) if j["comment"].startswith("rule_train_")]
-    assert len(trains) == 2, jobs_of(work)
+    assert len(trains) == 3, jobs_of(work)
+    # Slurm's own start and end times: the last trial started before the first one ended
+    assert max(j["start"] for j in trains) < min(j["end"] for j in trains), trains
     for j in trains:
         info = job_info(j["id"])
         assert "JobState=COMPLETED" in info and j["partition"] == "main", info
@@ -312,7 +322,15 @@ def test_failing_job_is_reported_with_its_logs(work: Path) -> None:
     bad = dict(TINY, seq_len=1_000_000)
     cfg = write_config(work, "broken", {"broken": {"dataset": "tiny", "seeds": [0],
                        "resources": GPU_JOB, "train": bad}})  # fmt: skip
-    proc = snakemake(work, cfg, "--retries", "0", "results/broken/runs/base/seed0/metrics.json")
+    # (through `--workflow-profile profiles/slurm`, the other spelling of the cluster command)
+    proc = snakemake(
+        work,
+        cfg,
+        "--retries",
+        "0",
+        "results/broken/runs/base/seed0/metrics.json",
+        flag="--workflow-profile",
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out[-4000:]
     job = next(j for j in jobs_of(work) if j["comment"].startswith("rule_train_wildcards_broken_"))
@@ -326,33 +344,45 @@ def test_failing_job_is_reported_with_its_logs(work: Path) -> None:
     assert str(slurm_logs[0].relative_to(work)) in out or slurm_logs[0].name in out
 
 
-# The default config's lstm_optim study (2 optimizers x 2 lr x 3 seeds = 12 trials), shortened
-# to 10 steps, in fp32 (packing is what is tested, and fp32 is the fastest LSTM on a CPU
-# without AVX-512), packed 4 trials per job.
-def lstm_optim_study(pack: int) -> dict:
+# The default config's lstm_optim study (2 optimizers x 2 lr x 3 seeds = 12 trials, `pack: 4`)
+# on the tiny corpus, shortened to 10 steps, in fp32 (packing is what is tested, and fp32 is
+# the fastest LSTM on a CPU without AVX-512). Its `pack:` is the default config's own.
+def lstm_optim_study(**changes) -> dict:
     spec = yaml.safe_load((ROOT / "config/config.yaml").read_text())["experiments"]["lstm_optim"]
     spec["train"].update(max_steps=10, eval_interval=5, log_interval=5, eval_batches=2,
                          precision="fp32")  # fmt: skip
-    return dict(spec, dataset="tiny", resources=GPU_JOB, pack=pack)
+    return dict(spec, dataset="tiny", resources=GPU_JOB, **changes)
 
 
 @pytest.mark.slow
 def test_packed_study_shares_one_gpu_per_job_and_matches_unpacked(work: Path) -> None:
-    """`pack: 4`: the 12 trials of lstm_optim run as 3 Slurm jobs, each asking for ONE GPU
-    (not 4: the group's gres is not summed) and 4 x the trial's CPUs and memory, with its 4
-    trials running side by side in the job; every trial keeps its own files and ends bitwise
-    where the unpacked local run of the same study ends."""
-    packed_cfg = write_config(work, "packed", {"lstm_optim": lstm_optim_study(pack=4)})
-    targets = [f"results/lstm_optim/runs/{run}/seed{seed}/metrics.json"
-               for run in ("optim.lr~0.0005__optim.name~adam", "optim.lr~0.0005__optim.name~adamw",
-                           "optim.lr~0.01__optim.name~adam", "optim.lr~0.01__optim.name~adamw")
-               for seed in (0, 1, 2)]  # fmt: skip
-    proc = snakemake(work, packed_cfg, "--slurm-keep-successful-logs", *targets, timeout=900)
+    """`snakemake --profile profiles/slurm results/lstm_optim/final.json` on the default
+    config's lstm_optim (`pack: 4`): its 12 trials run as 3 Slurm jobs, each asking for ONE
+    GPU (not 4: the group's gres is not summed) and 4 x the trial's CPUs and memory, with its
+    4 trials running side by side in the job; every trial keeps its own files and ends
+    bitwise where the unpacked local run of the same study ends."""
+    study = lstm_optim_study()
+    assert study["pack"] == 4, "config/config.yaml's lstm_optim declares pack: 4"
+    packed_cfg = write_config(work, "packed", {"lstm_optim": study})
+    proc = snakemake(
+        work,
+        packed_cfg,
+        "--slurm-keep-successful-logs",
+        "results/lstm_optim/final.json",
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
+    targets = [
+        str(p.relative_to(work))
+        for p in sorted(work.glob("results/lstm_optim/runs/*/seed*/metrics.json"))
+    ]
+    assert len(targets) == 12, targets
 
-    trains = [j for j in jobs_of(work) if j["comment"].startswith("rule_pack-lstm_optim")]
+    ours = ("rule_pack-lstm_optim", "rule_train_wildcards_lstm_optim_")
+    trains = [j for j in jobs_of(work) if j["comment"].startswith(ours)]
     assert len(trains) == 3, trains  # 12 trials, 3 submissions
     for j in trains:
+        assert j["comment"].startswith(ours[0]), j  # a group job, not a single trial
         info = job_info(j["id"])
         assert "JobState=COMPLETED" in info, info
         assert "TresPerNode=gres:gpu:1" in info, info  # one GPU for four trials

@@ -111,11 +111,12 @@ def test_stalled_is_not_failed_and_errors_are_one_line(tmp_path: Path) -> None:
     cfg = load_config(tmp_path / "config.yaml")
     (t,) = [t for t in study_status(cfg, ["s"], tmp_path / "results")["s"] if t.state != "pending"]
     assert (t.step, t.loss, t.tok_s) == (2, 4.1, 3000.0)  # the trainer's line, no log.jsonl
-    bad = status(tmp_path, "nope")
-    assert bad.returncode == 1 and bad.stderr.strip().startswith("error: no experiment nope")
-    missing = subprocess.run([*STATUS, "--config", str(tmp_path / "x.yaml")], capture_output=True,
-                             text=True, env=ENV)  # fmt: skip
-    assert missing.returncode == 1 and "x.yaml: no such config" in missing.stderr
+    bad = status(tmp_path, "nope")  # usage errors: exit 2, one line
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("error: no experiment nope")
+    missing = subprocess.run(
+        [*STATUS, "--config", str(tmp_path / "x.yaml")], capture_output=True, text=True, env=ENV
+    )
+    assert missing.returncode == 2 and "x.yaml: no such config" in missing.stderr
     (d / "train.log").write_text("error: config.json: train.max_steps must be > 0\n")
     assert last_error(d / "train.log") == "error: config.json: train.max_steps must be > 0"
     (d / "metrics.json").write_text('{"steps": 6, "best_ev')  # a torn copy: one row says so
@@ -127,6 +128,43 @@ def test_stalled_is_not_failed_and_errors_are_one_line(tmp_path: Path) -> None:
 def test_console_script_is_declared() -> None:
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts == {"seqlab": "seqlab.commands:main"}
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    proc = subprocess.run(
+        [PYTHON, "-m", "seqlab.commands", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == f"seqlab {version}", proc
+
+
+def test_status_finds_an_experiment_run_from_another_configfile(tmp_path: Path) -> None:
+    """`snakemake --configfile my.yaml ...`, then `seqlab status s` without --config: the
+    experiment is not in the default config (nor is there one), so its trials are read from
+    their config.json files under results/, and show as done."""
+    write_config(tmp_path, seeds=[0])
+    where = ["-s", str(ROOT / "Snakefile"), "-d", str(tmp_path)]
+    my = ["--configfile", str(tmp_path / "config.yaml")]
+    cmd = [PYTHON, "-m", "snakemake", *where, *my, "--cores", "2", "results/s/final.json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = ["--results", str(tmp_path / "results")]
+
+    def status_in(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*STATUS, *args, *results],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            env=ENV,
+            timeout=120,
+        )
+
+    for cwd in (ROOT, tmp_path):  # beside the default config (no `s` in it), and with none
+        found = status_in(cwd, "s")
+        assert found.returncode == 0, found.stderr
+        assert "s: 2 trials — 2 done" in found.stdout, found.stdout
+        assert found.stdout.count("max_steps; best eval_loss @ 6") == 2, found.stdout
+    # with no experiment named, what ran is listed too (here the only one: no default config)
+    every = status_in(tmp_path)
+    assert every.returncode == 0 and "s: 2 trials — 2 done" in every.stdout, every
 
 
 @pytest.mark.slow

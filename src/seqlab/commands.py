@@ -1,6 +1,7 @@
 """The `seqlab` console script: the package's top layer (argparse subcommands).
 
     seqlab status [EXP ...] [--config config/config.yaml] [--results results] [--watch]
+    seqlab --version
     seqlab check-config FILE.yaml      # the checks Snakemake runs at load, file:line for YAML
     seqlab export-shards MANIFEST OUT  # a prepared unit dataset as WebDataset shards
     seqlab export-hf TRIAL_DIR OUT     # a GPT-2 trial as a Hugging Face GPT2LMHeadModel
@@ -16,6 +17,7 @@ import os
 import shutil
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import version
 from pathlib import Path
 from typing import TypeVar
 
@@ -125,18 +127,21 @@ def _export_hf(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="seqlab", description="seqlab: sequence-model studies.")
+    ap.add_argument("--version", action="version", version=f"%(prog)s {version('seqlab')}")
     sub = ap.add_subparsers(dest="command", required=True)
     st = sub.add_parser(
         "status",
         help="every trial of a study: done, running, failed or pending (exit 1 if any failed)",
         description="One table per experiment, read from results/ only, so it works on the "
-        "submit host while Slurm runs the jobs. Exit status 1 when any trial failed.",
+        "submit host while Slurm runs the jobs. Exit status 1 when any trial failed, 2 for an "
+        "experiment found neither in the config nor under results/.",
     )
     st.add_argument("experiments", nargs="*", metavar="EXP", help="experiments (default: all)")
     st.add_argument(
         "--config",
-        default="config/config.yaml",
-        help="the config the study runs with (default: %(default)s)",
+        help="the config the study runs with, for its pending trials (default: "
+        "config/config.yaml if there is one); an experiment it does not have is listed from "
+        "the trials' config.json files under --results",
     )
     st.add_argument("--results", default="results", help="results directory (default: %(default)s)")
     st.add_argument("--watch", action="store_true", help="refresh until every trial has ended")

@@ -1,4 +1,5 @@
-"""User errors: a problem the user can fix is one line on stderr and exit status 1.
+"""User errors: a problem the user can fix is one line on stderr and exit status 1 (2 for a
+usage error).
 
 Every layer raises `SeqlabError` for bad input (what is wrong, in which file/sample/key, what
 to do); every entry point (the `seqlab` command, the workflow's scripts) runs its `main` under
@@ -15,10 +16,16 @@ class SeqlabError(Exception):
     """A problem the user can fix: printed as one line (what, where, what to do), exit 1."""
 
 
+class UsageError(SeqlabError):
+    """A command given something that is not there (an unknown name, a missing file it was
+    pointed at): one line, exit 2, the status of a command-line usage error."""
+
+
 def run_cli(main: Callable[[], object]) -> None:
-    """Run `main`; a SeqlabError prints `error: <message>` (no traceback) and exits 1."""
+    """Run `main`; a SeqlabError prints `error: <message>` (no traceback) and exits 1, or 2
+    for a UsageError."""
     try:
         main()
     except SeqlabError as e:
         print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(2 if isinstance(e, UsageError) else 1)

@@ -3,6 +3,8 @@
 It needs no Snakemake and no scheduler: the trials come from the config (seqlab.grid expands the
 grid exactly as the workflow does) and each trial's state from what is on disk under
 ``results/{exp}/runs/{run}/seed{seed}/``, so it works on the submit host while Slurm runs jobs.
+An experiment that the config does not have (it ran from another ``--configfile``) is listed
+from its trials' own ``config.json`` files under results/: what ran or was set up to run.
 
 How a state is told (a heuristic on files, said plainly):
 
@@ -20,7 +22,8 @@ How a state is told (a heuristic on files, said plainly):
   lost, a Slurm time limit) looks like this. It is not counted as failed.
 - **pending**: none of the above (at most ``config.json``).
 
-The exit status is 1 when any trial failed, else 0.
+The exit status is 1 when any trial failed, 2 for a usage error (an experiment neither in the
+config nor under results/, a config named that is not there), else 0.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from typing import Any
 
 import yaml
 
-from seqlab.errors import SeqlabError
+from seqlab.errors import SeqlabError, UsageError
 from seqlab.files import read_json, read_jsonl
 from seqlab.grid import expand_runs
 
@@ -142,15 +145,35 @@ def read_trial(exp: str, run: str, seed: int, results: Path, stale_after: float)
     return trial
 
 
-def load_config(path: str | Path) -> dict[str, Any]:
-    """The study's config YAML (the same file Snakemake was given)."""
+#: the config `seqlab status` reads when none is named (where `snakemake` finds it)
+DEFAULT_CONFIG = "config/config.yaml"
+
+
+def load_config(path: str | Path | None = None) -> dict[str, Any]:
+    """The study's config YAML (the file Snakemake was given); with no path, the default
+    config if there is one (else no experiments: what ran is then read from results/)."""
+    if path is None:
+        path = DEFAULT_CONFIG
+        if not Path(path).exists():
+            return {"experiments": {}}
     path = Path(path)
     if not path.exists():
-        raise SeqlabError(f"{path}: no such config; pass the one the study runs with (--config)")
+        raise UsageError(f"{path}: no such config; pass the one the study runs with (--config)")
     cfg = yaml.safe_load(path.read_text()) or {}
     if not isinstance(cfg.get("experiments"), Mapping):
-        raise SeqlabError(f"{path}: no `experiments:` mapping; is this a seqlab config?")
+        raise UsageError(f"{path}: no `experiments:` mapping; is this a seqlab config?")
     return cfg
+
+
+def trials_on_disk(results: str | Path, exp: str = "*") -> dict[str, list[tuple[str, int]]]:
+    """{experiment: [(run, seed)]} of the trials that have a config.json under `results`
+    (written before a trial trains), whichever config they came from."""
+    found: dict[str, list[tuple[str, int]]] = {}
+    for path in Path(results).glob(f"{exp}/runs/*/seed*/config.json"):
+        seed = path.parent.name.removeprefix("seed")
+        if seed.isdigit():
+            found.setdefault(path.parents[3].name, []).append((path.parents[1].name, int(seed)))
+    return {e: sorted(trials) for e, trials in sorted(found.items())}
 
 
 def study_status(
@@ -159,21 +182,34 @@ def study_status(
     results: str | Path = "results",
     stale_after: float = 1800.0,
 ) -> dict[str, list[Trial]]:
-    """{experiment: [Trial]} for the named experiments (all when none is named)."""
+    """{experiment: [Trial]} for the named experiments (none named: the config's, then those
+    found only under results/). The config's trials include pending ones; an experiment it
+    does not have shows the trials found under results/."""
     known = cfg["experiments"]
-    unknown = [e for e in exps if e not in known]
+    on_disk = trials_on_disk(results)
+    unknown = [e for e in exps if e not in known and e not in on_disk]
     if unknown:
-        raise SeqlabError(
-            f"no experiment {', '.join(unknown)} in the config (have {sorted(known)})"
+        raise UsageError(
+            f"no experiment {', '.join(unknown)} in the config (have {sorted(known)}) nor "
+            f"under {results}/ (have {sorted(on_disk)}); name the config it ran with (--config)"
+        )
+    names = list(exps) or [*known, *(e for e in on_disk if e not in known)]
+    if not names:
+        raise UsageError(
+            f"no experiments: none in the config and no trials under {results}/; name the "
+            "config the study runs with (--config) or its results directory (--results)"
         )
     out = {}
-    for name in exps or list(known):
-        exp = known[name]
-        runs = expand_runs(name, exp)
+    for name in names:
+        if name in known:
+            exp = known[name]
+            trials = [
+                (run, int(s)) for run in expand_runs(name, exp) for s in exp.get("seeds", [0])
+            ]
+        else:
+            trials = on_disk[name]
         out[name] = [
-            read_trial(name, run, int(seed), Path(results), stale_after)
-            for run in runs
-            for seed in exp.get("seeds", [0])
+            read_trial(name, run, seed, Path(results), stale_after) for run, seed in trials
         ]
     return out
 
@@ -241,7 +277,7 @@ def render(status: Mapping[str, Sequence[Trial]]) -> Any:
 
 
 def status_command(
-    config: str | Path,
+    config: str | Path | None,
     exps: Sequence[str] = (),
     results: str | Path = "results",
     watch: bool = False,

@@ -8,6 +8,7 @@ summaries take checks.json as a gate (`ancient`): a retuned check that passes re
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -62,10 +63,21 @@ def sources(src: Path) -> dict[str, dict]:
     }
 
 
+def run_snakemake(work: Path, targets: list[str], *args: str) -> subprocess.CompletedProcess:
+    where = [
+        "-s",
+        str(ROOT / "Snakefile"),
+        "-d",
+        str(work),
+        "--configfile",
+        str(work / "config.yaml"),
+    ]
+    cmd = [PYTHON, "-m", "snakemake", *where, "--cores", "2", *args, *targets]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+
+
 def snakemake(work: Path, targets: list[str], *args: str) -> str:
-    cmd = [PYTHON, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(work),
-           "--configfile", str(work / "config.yaml"), "--cores", "2", *args, *targets]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    proc = run_snakemake(work, targets, *args)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout + proc.stderr
 
@@ -101,3 +113,93 @@ def test_a_check_threshold_reruns_only_that_datasets_checks(tmp_path: Path) -> N
     out = snakemake(work, ["results/data/syn/checks.json", trial])
     assert "rule check_data:" in out and "rule train:" not in out
     assert "rule prepare_data:" not in out and (work / trial).stat().st_mtime_ns == before
+
+
+def planned(out: str) -> set[tuple[str, str]]:
+    """(rule, dataset or experiment) of every job a dry run lists."""
+    found, rule = set(), None
+    for line in out.splitlines():
+        if m := re.match(r"\s*(?:local)?rule (\w+):$", line):
+            if rule:
+                found.add((rule, ""))
+            rule = m[1]
+        elif rule and (m := re.match(r"\s*wildcards: (?:dataset|exp)=([^,\s]+)", line)):
+            found.add((rule, m[1]))
+            rule = None
+    return found | ({(rule, "")} if rule else set())
+
+
+def rebuilt(*names: str, trials: tuple[str, ...] = ()) -> set[tuple[str, str]]:
+    """What an edited source of datasets `names` must rerun: their preparation and checks,
+    and the trials (experiments) trained on them."""
+    data = {(rule, d) for d in names for rule in ("prepare_data", "check_data")}
+    return data | {("train", e) for e in trials}
+
+
+@pytest.mark.slow  # ~1.5 min of CPU: 6 datasets prepared and checked, three trials
+def test_an_edited_source_file_rebuilds_its_dataset_and_nothing_else(tmp_path: Path) -> None:
+    """The files a dataset reads are inputs of prepare_data: a units file changed in place
+    (a re-tokenized corpus at the same path) or a rewritten shard reruns that dataset's
+    preparation, checks and trials, and nothing of the other datasets."""
+    src = tmp_path / "src"
+    datasets = {
+        d: b for d, b in sources(src).items() if d in ("syn", "txt", "shards", "bins", "npz", "pkl")
+    }
+    experiments = {
+        e: {"dataset": d, "train": TINY_TRAIN}
+        for e, d in (("a", "syn"), ("t", "txt"), ("s", "shards"))
+    }
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "config.yaml").write_text(
+        yaml.safe_dump({"datasets": datasets, "experiments": experiments})
+    )
+    targets = [f"results/data/{d}/checks.json" for d in datasets]
+    targets += [f"results/{e}/runs/base/seed0/metrics.json" for e in experiments]
+    snakemake(work, targets)
+    assert planned(snakemake(work, targets, "-n")) == set()
+
+    units = src / "units.txt"  # one unit of the first utterance changed, in place
+    name, seq = units.read_text().split("\n", 1)[0].split("\t")
+    first, rest = seq.split(",", 1)
+    lines = units.read_text().split("\n")
+    lines[0] = f"{name}\t{(int(first) + 1) % 64},{rest}"
+    units.write_text("\n".join(lines))
+    out = snakemake(work, targets, "-n")
+    assert planned(out) == rebuilt("txt", trials=("t",)), out
+
+    shard = src / "sh" / "shards" / "train-000000.tar"  # rewritten with one utterance changed
+    utts = list(markov_utterances(60, 2, prefix="t"))
+    utts[0].units[0] = (utts[0].units[0] + 1) % 64
+    write_shards(utts, tmp_path / "edited", "train", 32)
+    shutil.copyfile(tmp_path / "edited" / "shards" / shard.name, shard)
+    out = snakemake(work, targets, "-n")
+    assert planned(out) == rebuilt("txt", "shards", trials=("t", "s")), out
+
+    # the other kinds that read files, each file rewritten with other content (a mere touch
+    # reruns nothing: Snakemake compares the checksum of a file up to 1 MB, the time of larger)
+    write_bin(src / "bins" / "val.bin", (np.arange(600) + 1) % 200)
+    baseline_pickle(src / "b.pkl", per_day=4)
+    other = {"kind": "neural_synthetic", **TINY_SYNTH, "seed": TINY_SYNTH["seed"] + 1}
+    prepare_dataset("npz", other, tmp_path / "npz2")
+    shutil.copyfile(tmp_path / "npz2" / "test.npz", src / "npz" / "test.npz")
+    out = snakemake(work, targets, "-n")
+    assert planned(out) == rebuilt("txt", "shards", "bins", "npz", "pkl", trials=("t", "s")), out
+
+
+def test_a_missing_source_file_is_named_before_any_job(tmp_path: Path) -> None:
+    bins = tmp_path / "bins"
+    bins.mkdir()
+    write_bin(bins / "train.bin", np.arange(6000) % 200)  # no val.bin
+    cfg = {
+        "datasets": {
+            "syn": TINY_DATASET,
+            "bins": {"kind": "token_bins", "path": str(bins), "vocab_size": 257},
+        },
+        "experiments": {"a": {"dataset": "syn", "train": TINY_TRAIN}},
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    proc = run_snakemake(tmp_path, ["results/data/bins/checks.json"])
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and str(bins / "val.bin") in out, out
+    assert "Traceback" not in out and not (tmp_path / "results" / "data").exists(), out

@@ -6,6 +6,7 @@ import os
 import re
 import sys
 
+from seqlab.config_datasets import source_files
 from seqlab.grid import expand_runs, resolve_trial
 
 # Read and validated once by the Snakefile (seqlab.config_load), every default filled.
@@ -94,6 +95,13 @@ def train_threads(wildcards):
 
 def as_json(obj):
     return json.dumps(obj, sort_keys=True)
+
+
+def dataset_sources(wildcards):
+    """The files a dataset reads (units files, shards, token bins, a pickle): inputs of its
+    preparation, so that Snakemake names a missing one before any job and rebuilds the
+    dataset and what depends on it when one is newer (modification times: nothing is read)."""
+    return source_files(DATASETS[wildcards.dataset])
 
 
 def prepare_params(dataset):

@@ -2,10 +2,13 @@
 # the files of its kind (a unit dataset: the packed token store, plus WebDataset shards unless
 # it was ingested from text) and manifest.json, written last. Only the keys that shape the data
 # reach prepare: the `checks:` thresholds are the checks rule's params, so tuning one never
-# rebuilds the data.
+# rebuilds the data. The files a dataset reads are the rule's inputs: an edited units file or
+# shard rebuilds it.
 
 
 rule prepare_data:
+    input:
+        dataset_sources,
     output:
         "results/data/{dataset}/manifest.json",
     log:

@@ -37,6 +37,8 @@ import pytest
 import yaml
 from conftest import PYTHON, ROOT
 
+from seqlab.config_datasets import source_files
+
 DOCS = [
     ROOT / "README.md",
     *sorted((ROOT / "docs").glob("*.md")),
@@ -159,17 +161,21 @@ def checkout_view(tmp_path: Path) -> Path:
     for entry in ROOT.iterdir():
         if entry.name not in ("results", ".snakemake", ".git", "profiles", "config"):
             (view / entry.name).symlink_to(entry)
-    # the examples' data paths (`# edit` lines) are a cluster's: files stand in for them, as a
-    # units_shards dataset whose shards do not exist is refused when the config loads
+    # the examples' data paths (`# edit` lines) are a cluster's: files stand in for every file
+    # their datasets read (the inputs of prepare_data; a glob's: one match), as a config whose
+    # data is missing is refused when it loads and its dry run names the missing file
     shutil.copytree(ROOT / "config", view / "config")
     for example in (view / "config/examples").glob("*.yaml"):
         text = example.read_text()
         for path in re.findall(r": (/\S+) +# edit", text):
-            stand_in = tmp_path / "data" / path.lstrip("/")
-            stand_in.parent.mkdir(parents=True, exist_ok=True)
-            stand_in.with_name(stand_in.name.replace("*", "0")).touch()
-            text = text.replace(path, str(stand_in))
+            text = text.replace(path, str(tmp_path / "data" / path.lstrip("/")))
         example.write_text(text)
+        for block in yaml.safe_load(text).get("datasets", {}).values():
+            for file in map(Path, source_files(block)):
+                stand_in = file.with_name(file.name.replace("*", "0"))
+                if stand_in.is_relative_to(tmp_path) and not stand_in.exists():
+                    stand_in.parent.mkdir(parents=True, exist_ok=True)
+                    stand_in.touch()
     (view / "profiles").mkdir()
     for profile in (ROOT / "profiles").iterdir():
         (view / "profiles" / profile.name).symlink_to(profile)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from seqlab.errors import SeqlabError
+from seqlab.data.swuggy_files import read_gold_csv
 from seqlab.files import atomic_write
 
 GOLD_COLUMNS = ("id", "filename", "voice", "type", "subtype", "correct", "transcription")
@@ -20,30 +20,10 @@ GOLD_COLUMNS = ("id", "filename", "voice", "type", "subtype", "correct", "transc
 
 def read_gold(path: str | Path) -> pd.DataFrame:
     """gold.csv as a DataFrame; a missing column, bad `correct` or duplicate filename fails."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "gold.csv"
-    if not path.is_file():
-        raise SeqlabError(
-            f"{path}: gold file not found; point `gold` at the syntactic dev/test dir"
-        )
-    text = {c: str for c in ("filename", "voice", "type", "subtype", "transcription")}
-    gold = pd.read_csv(path, header=0, dtype=text, keep_default_na=False)
-    missing = [c for c in GOLD_COLUMNS if c not in gold]
-    if missing:
-        raise SeqlabError(
-            f"{path}: missing columns {missing}; a ZR2021 syntactic gold.csv has {GOLD_COLUMNS}"
-        )
-    bad = gold.index[~gold["correct"].isin([0, 1])]
-    if len(bad):
-        raise SeqlabError(
-            f"{path}: row {bad[0] + 2} has correct={gold['correct'][bad[0]]!r}; "
-            "must be 1 (grammatical) or 0 (ungrammatical)"
-        )
-    dup = gold["filename"][gold["filename"].duplicated()]
-    if len(dup):
-        raise SeqlabError(f"{path}: filename {dup.iloc[0]!r} appears twice; filenames are unique")
-    return gold
+    text = ("filename", "voice", "type", "subtype", "transcription")
+    return read_gold_csv(
+        path, GOLD_COLUMNS, "syntactic", ("grammatical", "ungrammatical"), text, False
+    )
 
 
 def write_gold(path: str | Path, gold: pd.DataFrame) -> Path:

@@ -19,27 +19,43 @@ GOLD_COLUMNS = ("id", "filename", "voice", "frequency", "word", "phones", "lengt
 
 def read_gold(path: str | Path) -> pd.DataFrame:
     """gold.csv as a DataFrame; a missing column, bad `correct` or duplicate filename fails."""
+    gold = read_gold_csv(path, GOLD_COLUMNS, "lexical", ("word", "nonword"), ("filename", "voice"))
+    return gold.astype({"frequency": pd.Int64Dtype()})
+
+
+def read_gold_csv(
+    path: str | Path,
+    columns: tuple[str, ...],
+    task: str,
+    meaning: tuple[str, str],
+    text: tuple[str, ...],
+    empty_is_na: bool = True,
+) -> pd.DataFrame:
+    """A ZR2021 gold.csv (lexical or syntactic: `task`) read by column name, the `text` columns
+    as strings (`empty_is_na`: an empty or "NA" cell is missing, as pandas reads it). A missing
+    column, a `correct` other than 1 or 0 (`meaning`: what each says) or a duplicate filename
+    is one line."""
     path = Path(path)
     if path.is_dir():
         path = path / "gold.csv"
     if not path.is_file():
-        raise SeqlabError(f"{path}: gold file not found; point `gold` at the lexical dev/test dir")
-    gold = pd.read_csv(path, header=0, dtype={"filename": str, "voice": str})
-    missing = [c for c in GOLD_COLUMNS if c not in gold]
+        raise SeqlabError(f"{path}: gold file not found; point `gold` at the {task} dev/test dir")
+    gold = pd.read_csv(path, header=0, dtype=dict.fromkeys(text, str), keep_default_na=empty_is_na)
+    missing = [c for c in columns if c not in gold]
     if missing:
         raise SeqlabError(
-            f"{path}: missing columns {missing}; a ZR2021 gold.csv has {GOLD_COLUMNS}"
+            f"{path}: missing columns {missing}; a ZR2021 {task} gold.csv has {columns}"
         )
     bad = gold.index[~gold["correct"].isin([0, 1])]
     if len(bad):
         raise SeqlabError(
             f"{path}: row {bad[0] + 2} has correct={gold['correct'][bad[0]]!r}; "
-            "must be 1 (word) or 0 (nonword)"
+            f"must be 1 ({meaning[0]}) or 0 ({meaning[1]})"
         )
     dup = gold["filename"][gold["filename"].duplicated()]
     if len(dup):
         raise SeqlabError(f"{path}: filename {dup.iloc[0]!r} appears twice; filenames are unique")
-    return gold.astype({"frequency": pd.Int64Dtype()})
+    return gold
 
 
 def write_gold(path: str | Path, gold: pd.DataFrame) -> Path:

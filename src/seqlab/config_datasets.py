@@ -250,13 +250,8 @@ class SblimpSynthetic(Block, kw_only=True):
             raise ValueError(f"min_words: {self.min_words} exceeds max_words {self.max_words}")
 
 
-class SblimpZerospeech(Block, kw_only=True):
+class SblimpZerospeech(SwuggyZerospeech, kw_only=True):  # gold: the syntactic dev or test set
     kind: Literal["sblimp_zerospeech"] = "sblimp_zerospeech"
-    gold: NonEmpty  # the ZR2021 syntactic dev or test directory (with gold.csv), or gold.csv
-    units: NonEmpty  # quantized units of every gold filename (ZeroSpeech or GSLM format)
-    vocab_size: Vocab = 256  # units are integers in 0..vocab_size-1
-    split: str = "dev"  # dev or test: the submission file name
-    checks: SwuggyChecks = field(default_factory=SwuggyChecks)
 
 
 class NeuralSynthetic(Block):  # the world's sentences spoken (slowly, attempted) into channels

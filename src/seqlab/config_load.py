@@ -154,15 +154,13 @@ def errors_of(root: Any, e: ValidationError, prefix: str = "") -> list[str]:
     return [f"{path}: {' or '.join(msgs)}".rstrip("; ") for path, msgs in lines.items()]
 
 
-def parse(cls: type[T], data: Any, what: str) -> T:
-    """One block (a `train:`, a dataset, `eval.swuggy`) validated as `cls`; SeqlabError names
-    the dotted key (`what` is its prefix) or, for a name like "dataset 'x'", leads with it."""
-    dotted = re.fullmatch(r"[\w.]+", what) is not None
+def parse(cls: type[T], data: Any, where: str) -> T:
+    """One block (a `train:`, a dataset) validated as `cls`; SeqlabError names each problem's
+    key under `where`."""
     try:
         return adapter(cls).validate_python(data)
     except ValidationError as e:
-        lines = "; ".join(errors_of(cls, e, what if dotted else ""))
-        raise SeqlabError(lines if dotted else f"{what}: {lines}") from None
+        raise SeqlabError("; ".join(errors_of(cls, e, where))) from None
 
 
 # -- across keys: references, grids, files -----------------------------------------------------

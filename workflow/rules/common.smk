@@ -100,7 +100,8 @@ def as_json(obj):
 def dataset_sources(wildcards):
     """The files a dataset reads (units files, shards, token bins, a pickle): inputs of its
     preparation, so that Snakemake names a missing one before any job and rebuilds the
-    dataset and what depends on it when one is newer (modification times: nothing is read)."""
+    dataset and what depends on it when one is newer (modification times: nothing is read).
+    """
     return source_files(DATASETS[wildcards.dataset])
 
 

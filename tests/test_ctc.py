@@ -4,6 +4,7 @@ actual PER, bitwise resume, and augmentation that is reproducible and train-mode
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -190,7 +191,7 @@ def test_augmentation_is_seeded_and_train_mode_only(neural_manifest: Path) -> No
     assert torch.equal(b1["x"], b2["x"]) and b1["aug_seed"] == b2["aug_seed"]
     assert not torch.equal(b1["x"], task.train_batch(4)["x"])
     torch.manual_seed(0)
-    model = build_model({**cfg.model, **task.model_sizes}, task.vocab_size)
+    model = build_model(replace(cfg.model, **task.model_sizes), task.vocab_size)
     model.eval()  # eval mode: no augmentation, so the loss is deterministic and clean
     clean = task.loss(model, b1)
     assert torch.equal(clean, task.loss(model, b2))

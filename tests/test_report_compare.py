@@ -19,7 +19,7 @@ from test_report import (
     plateauing,
 )
 
-from seqlab.report import compare, html, ledger, overview, plots, precision, summary, tables
+from seqlab.report import compare, html, ledger, overview, plots, precision_study, summary, tables
 
 __all__ = ["lstm_trials"]  # the fixture, imported for pytest
 
@@ -173,11 +173,11 @@ def test_one_precision_table_for_every_printer() -> None:
         "tokens_per_s": [100.0, 50.0], "ms_per_iter": [10.0, 20.0], "peak_mem_mb": [300.0, 150.0],
         "peak_mem_kind": ["cpu_peak_rss"] * 2, "final_eval_loss": [2.0, float("nan")],
     })  # fmt: skip
-    table = precision.precision_table(df)
-    text = precision.format_precision_table(table)
+    table = precision_study.precision_table(df)
+    text = precision_study.format_precision_table(table)
     head, fp32, bf16 = text.splitlines()
     assert head.split()[:3] == ["precision", "n_seeds", "tokens_per_s"] and "mfu" not in head
     assert bf16.split()[:3] == ["amp_bf16", "1", "50"] and "0.5" in bf16 and "True" in bf16
-    rec = precision.table_records(table)
+    rec = precision_study.table_records(table)
     assert rec[1]["loss_delta"] is None and rec[0]["throughput_ratio"] == 1.0
     assert json.dumps(rec, allow_nan=False)  # strict JSON: NaN became null

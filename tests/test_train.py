@@ -383,5 +383,7 @@ def test_log_is_on_disk_while_the_trial_runs_and_resume_continues_it(
         {0, 4, 10, *range(50, 401, 50)}
     )
     resumed = [e for e in records if e.get("event") == "resume"]
-    assert len(resumed) == 1 and resumed[0]["from_step"] <= killed_at
+    # the kill can land after a checkpoint at an odd step, before that step's log record
+    # (log_interval 2): the resumed step is at most the one after the last logged
+    assert len(resumed) == 1 and resumed[0]["from_step"] <= killed_at + 1
     assert "step 400/400 | loss" in out and "| eta " in out

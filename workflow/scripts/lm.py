@@ -20,15 +20,13 @@ import multiprocessing as mp
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from seqlab.config_load import load_config
 from seqlab.data.checks import check_and_write
 from seqlab.data.prepare import prepare_dataset
 from seqlab.errors import SeqlabError, run_cli
 from seqlab.files import read_json, write_json
 from seqlab.grid import expand_runs, resolve_trial
-from seqlab.report.precision_study import precision_table
+from seqlab.report.precision_study import format_precision_table, precision_table
 from seqlab.report.summary import load_trials
 from seqlab.train.loop import train
 
@@ -125,23 +123,7 @@ def main() -> None:
         proc.join()
         if proc.exitcode != 0:
             raise SeqlabError(f"{out}: training failed (exit status {proc.exitcode})")
-    table = precision_table(load_trials(dirs))
-    cols = [
-        "precision",
-        "n_seeds",
-        "tokens_per_s",
-        "ms_per_iter",
-        "peak_mem_mb",
-        "final_eval_loss",
-        "throughput_ratio",
-        "memory_ratio",
-        "loss_delta",
-        "diverged",
-        "skipped",
-        "skip_reason",
-    ]
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(table[cols].to_string(index=False) if len(table) else "no trials")
+    print(format_precision_table(precision_table(load_trials(dirs))))
 
 
 if __name__ == "__main__":

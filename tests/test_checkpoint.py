@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import PYTHON, ROOT, curves, tiny_trial
+from test_pipeline import snakemake
 
 from seqlab.config import TrainConfig, from_dict
 from seqlab.errors import SeqlabError
@@ -247,26 +248,6 @@ def test_envelope_checkpoints_of_earlier_versions_still_load(tmp_path: Path) -> 
         load_checkpoint(tmp_path / "bad.pt")
 
 
-def _snakemake(work: Path, target: str) -> subprocess.CompletedProcess:
-    cmd = [
-        PYTHON,
-        "-m",
-        "snakemake",
-        "-s",
-        str(ROOT / "Snakefile"),
-        "-d",
-        str(work),
-        "--configfile",
-        str(work / "config.yaml"),
-        "--cores",
-        "1",
-        target,
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc
-
-
 def test_a_lost_best_pt_is_restored_from_model_pt(tmp_path: Path) -> None:
     """A finished trial whose best step (9) is before its last (12): truncating ckpt/best.pt
     and deleting metrics.json must not cost the best weights (model.pt is their verified
@@ -283,7 +264,7 @@ def test_a_lost_best_pt_is_restored_from_model_pt(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     trial = tmp_path / "results/x/runs/base/seed0"
     target = str(trial.relative_to(tmp_path) / "metrics.json")
-    _snakemake(tmp_path, target)
+    snakemake(tmp_path, target)
     before = json.loads((trial / "metrics.json").read_text())
     weights = load_checkpoint(trial / "model.pt")["model"]
     assert 0 < before["best_step"] < before["steps"], before["best_step"]
@@ -291,7 +272,7 @@ def test_a_lost_best_pt_is_restored_from_model_pt(tmp_path: Path) -> None:
     best = trial / "ckpt" / "best.pt"
     best.write_bytes(best.read_bytes()[:100])
     (trial / "metrics.json").unlink()
-    _snakemake(tmp_path, target)
+    snakemake(tmp_path, target)
     after = json.loads((trial / "metrics.json").read_text())
     assert after["best_step"] == before["best_step"] and after["best"] == before["best"]
     assert after["best_lost"] is None
@@ -302,7 +283,7 @@ def test_a_lost_best_pt_is_restored_from_model_pt(tmp_path: Path) -> None:
 
     for gone in (best, trial / "model.pt", trial / "metrics.json"):
         gone.unlink()
-    proc = _snakemake(tmp_path, target)
+    proc = snakemake(tmp_path, target)
     lost = json.loads((trial / "metrics.json").read_text())
     assert lost["best_step"] == lost["steps"] == 12  # the final weights, under their own step
     assert lost["best_lost"]["best_step"] == before["best_step"]

@@ -46,5 +46,6 @@ rule train:
     params:
         launch=train_launcher,
     shell:
-        # stderr (errors, a lost best) goes to the log and to the console
-        "{params.launch}train.py {input.config} > {log} 2> >(tee -a {log} >&2)"
+        # stderr (errors, a lost best) goes to the log and to the console; both streams
+        # append (Snakemake removes the log before the job), so neither overwrites the other
+        "{params.launch}train.py {input.config} >> {log} 2> >(tee -a {log} >&2)"

@@ -6,14 +6,20 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import pytest
 import torch
+from pydantic import ValidationError
 
+from seqlab.config_load import adapter, errors_of
 from seqlab.data.manifest import write_unit_manifest
 from seqlab.data.shards import Utterance, write_shards
 from seqlab.data.store import StoreWriter
+from seqlab.errors import SeqlabError
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -114,3 +120,12 @@ def tiny_trial(manifest: Path, **train: object) -> dict:
         "data": {"dataset": "markov", "manifest": str(manifest)},
         "train": cfg,
     }
+
+
+def parse(cls: type[T], data: Any, where: str) -> T:
+    """One block (a `train:`, a dataset) validated as `cls` as the config loader validates it;
+    SeqlabError names each problem's key under `where`."""
+    try:
+        return adapter(cls).validate_python(data)
+    except ValidationError as e:
+        raise SeqlabError("; ".join(errors_of(cls, e, where))) from None

@@ -14,18 +14,13 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import PYTHON, ROOT, TINY_DATASET, TINY_TRAIN
+from conftest import PYTHON, ROOT, TINY_DATASET, TINY_TRAIN, parse
 
 from seqlab.config import TrainConfig, from_dict
 from seqlab.config_datasets import UnitChecks
-from seqlab.config_load import (
-    ConfigError,
-    load_yaml,
-    parse,
-    problems,
-    validate_config,
-)
-from seqlab.errors import SeqlabError
+from seqlab.config_load import problems, validate_config
+from seqlab.errors import ConfigError, SeqlabError
+from seqlab.files import read_yaml
 
 
 def base() -> dict[str, Any]:
@@ -239,18 +234,18 @@ def test_duplicate_key_and_invalid_yaml_name_file_and_line(tmp_path: Path) -> No
     p = tmp_path / "c.yaml"
     p.write_text("datasets:\n  a: {kind: synthetic_units}\n  b: {}\n  a: {}\n")
     with pytest.raises(ConfigError, match=rf"^{p}:4: key 'a' appears twice .*line 2\); keep one"):
-        load_yaml(p)
+        read_yaml(p)
     p.write_text("a:\n\tb: 1\n")
     with pytest.raises(ConfigError, match=rf"^{p}:2:1: invalid YAML: .*character '\\t'"):
-        load_yaml(p)
+        read_yaml(p)
     p.write_text("datasets: {}\nexperiments: {}\n")  # a mapping, not a list
-    assert problems(load_yaml(p))[0] == [
+    assert problems(read_yaml(p))[0] == [
         "datasets: must be a mapping with at least 1 entry (got {})",
         "experiments: must be a mapping with at least 1 entry (got {})",
     ]
     # one experiment's train: block reused by another with `<<: *anchor`, keys overridden
     p.write_text("a: &t\n  max_steps: 10\n  optim: {lr: 0.1}\nb:\n  <<: *t\n  optim: {lr: 1}\n")
-    assert load_yaml(p)["b"] == {"max_steps": 10, "optim": {"lr": 1}}
+    assert read_yaml(p)["b"] == {"max_steps": 10, "optim": {"lr": 1}}
 
 
 def test_library_entry_points_take_the_config_dataclasses() -> None:

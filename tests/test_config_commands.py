@@ -13,7 +13,8 @@ import yaml
 from conftest import PYTHON, ROOT
 from test_config import base, dump, lines_of
 
-from seqlab.config_load import ConfigError, load_config
+from seqlab.config_load import load_config
+from seqlab.errors import ConfigError
 
 
 def test_check_config_command_names_file_and_line(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ import pytest
 import yaml
 from conftest import PYTHON, ROOT
 
-from seqlab.config_datasets import source_files
+from seqlab.data.sources import source_files
 
 DOCS = [
     ROOT / "README.md",

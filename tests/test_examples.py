@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, parse
 
 from seqlab.config import TrainConfig, from_dict
-from seqlab.config_load import json_schema, load_yaml, parse, validate_config
+from seqlab.config_load import json_schema, validate_config
+from seqlab.files import read_yaml
 from seqlab.grid import expand_runs, resolve_trial
 
 CONFIGS = [ROOT / "config" / "config.yaml", *sorted((ROOT / "config" / "examples").glob("*.yaml"))]
@@ -32,7 +33,7 @@ def test_config_is_valid_and_every_run_reaches_the_typed_config(path: Path) -> N
     schedule, guard, augment, eval, every grid value and variant). Then every grid point of
     every variant is a run of its own, and each run's overrides are what the loop reads: the
     typed config of its trial holds every override's value, so no two runs train the same."""
-    cfg = validate_config(load_yaml(path))  # (data paths of examples are placeholders)
+    cfg = validate_config(read_yaml(path))  # (data paths of examples are placeholders)
     for name, exp in cfg["experiments"].items():
         runs = expand_runs(name, exp)
         n_points = math.prod(len(values) for values in (exp.get("grid") or {}).values())
@@ -52,7 +53,7 @@ def test_shipped_configs_cover_every_dataset_kind_and_arch() -> None:
     """So that the test above reaches every model of the typed config."""
     kinds, archs = set(), set()
     for path in CONFIGS:
-        cfg = load_yaml(path)
+        cfg = read_yaml(path)
         kinds |= {d["kind"] for d in cfg["datasets"].values()}
         archs |= {x["train"]["model"]["arch"] for x in cfg["experiments"].values()}
     assert archs == {"lstm", "gpt2", "gru_ctc"}

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import parse
 
 from seqlab.config import TrainConfig
-from seqlab.config_load import parse
 from seqlab.data.phonemes import ctc_frames
 from seqlab.errors import SeqlabError
 from seqlab.models import (

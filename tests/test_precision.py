@@ -193,8 +193,9 @@ def test_auto_resumes_only_checkpoints_of_the_mode_it_resolves_to(
 
 
 def test_auto_is_a_valid_precision_in_the_typed_config() -> None:
+    from conftest import parse
+
     from seqlab.config import TrainConfig
-    from seqlab.config_load import parse
     from seqlab.errors import SeqlabError
 
     assert parse(TrainConfig, {"precision": "auto"}, "train").precision == "auto"

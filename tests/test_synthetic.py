@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import parse
 
 from seqlab.config_datasets import SyntheticUnits
-from seqlab.config_load import parse
 from seqlab.data.manifest import Manifest
 from seqlab.data.phonemes import CLASS_OF, CLASSES, PHONEME_ID, PHONEMES, SIL
 from seqlab.data.prepare import prepare_dataset

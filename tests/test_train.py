@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import PYTHON, ROOT, curves, tiny_trial
+from conftest import PYTHON, ROOT, curves, parse, tiny_trial
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from seqlab.config import TrainConfig
-from seqlab.config_load import parse
 from seqlab.errors import SeqlabError
 from seqlab.files import read_json
 from seqlab.train.checkpoint import load_checkpoint, save_checkpoint

@@ -21,7 +21,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import TypeVar
 
-from seqlab.errors import SeqlabError, run_cli
+from seqlab.errors import ConfigError, SeqlabError, run_cli
 from seqlab.files import read_json
 
 T = TypeVar("T")
@@ -43,10 +43,11 @@ def _status(args: argparse.Namespace) -> int:
 def _check_config(args: argparse.Namespace) -> int:
     """What the Snakefile checks at load, for a file Snakemake would parse first itself
     (a `--configfile`: Snakemake's own message for invalid YAML names no file or line)."""
-    from seqlab.config_load import ConfigError, load_config
+    from seqlab.config_load import load_config
+    from seqlab.data.sources import require_unit_files
 
     try:
-        load_config([args.file])
+        require_unit_files(load_config([args.file])["datasets"])
     except ConfigError as e:
         print(f"config error ({args.file}):\n{e}", file=sys.stderr)
         return 1

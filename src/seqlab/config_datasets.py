@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import glob
-import os
 import re
 import typing
 from dataclasses import asdict, dataclass, field
@@ -324,41 +322,3 @@ TASK_KINDS = {
 }
 SWUGGY_KINDS = ("swuggy_synthetic", "swuggy_zerospeech")
 SBLIMP_KINDS = ("sblimp_synthetic", "sblimp_zerospeech")
-
-
-#: files a dataset kind reads: keys naming a file, and files inside the directory `path`
-#: names (required, then optional ones, counted where they exist)
-SOURCE_KEYS = {
-    "units_text": ("train", "eval"),
-    "neural_pickle": ("path",),
-    "swuggy_zerospeech": ("gold", "units"),
-    "sblimp_zerospeech": ("gold", "units"),
-}
-SOURCE_DIRS = {
-    "token_bins": (("train.bin", "val.bin"), ("meta.json", "meta.pkl")),
-    "neural_npz": (
-        ("train.npz", "test.npz"),
-        ("competition.npz", *(f"{s}.features.npy" for s in ("train", "test", "competition"))),
-    ),
-}
-
-
-def source_files(block: dict) -> list[str]:
-    """The files a dataset block reads (`~` expanded): what its preparation depends on.
-
-    Nothing is opened: a shard glob is expanded (kept as it is when it matches nothing, so a
-    missing shard is named), and a directory's optional files count when they exist."""
-    kind = block["kind"]
-    files = [block[k] for k in SOURCE_KEYS.get(kind, ()) if block.get(k)]
-    if "gold" in block and os.path.isdir(gold := os.path.expanduser(block["gold"])):
-        files[0] = os.path.join(gold, "gold.csv")  # a ZR2021 set directory: its gold file
-    if kind == "units_shards":
-        for split in ("train", "eval"):
-            for pattern in [block[split]] if isinstance(block[split], str) else block[split]:
-                files += sorted(glob.glob(os.path.expanduser(pattern))) or [pattern]
-    if kind in SOURCE_DIRS:
-        required, optional = SOURCE_DIRS[kind]
-        folder = os.path.expanduser(block["path"])
-        files += [os.path.join(folder, f) for f in required]
-        files += [p for f in optional if os.path.exists(p := os.path.join(folder, f))]
-    return [os.path.expanduser(f) for f in files]

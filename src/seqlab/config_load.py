@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import glob
 import itertools
-import os
 import re
 import types
 import typing
-from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
@@ -22,55 +19,13 @@ from pydantic import TypeAdapter, ValidationError
 
 from seqlab.config import Config, GuardConfig, TrainConfig, apply_overrides, near
 from seqlab.config_datasets import SBLIMP_KINDS, SWUGGY_KINDS, TASK_KINDS
-from seqlab.errors import SeqlabError
+from seqlab.errors import ConfigError, SeqlabError
+from seqlab.files import read_yaml
 
 T = TypeVar("T")
 #: pydantic error type -> what the value must be (ge/gt/le/lt come from the error's ctx)
 WANTS = {"bool_type": "true or false", "literal_error": "one of {expected}"}
 BOUNDS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
-
-
-class ConfigError(SeqlabError):
-    """The config is invalid; str(e) holds one line per problem."""
-
-
-# -- YAML --------------------------------------------------------------------------------------
-class UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice in one mapping (SafeLoader keeps the last).
-    Keys merged in with `<<: *anchor` may be overridden: that is what merging is for."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key, line = self.construct_object(key_node, deep=True), key_node.start_mark.line + 1
-            if key in seen:
-                raise ConfigError(
-                    f"{key_node.start_mark.name}:{line}: key {key!r} appears twice in one block "
-                    f"(first at line {seen[key]}); keep one"
-                )
-            seen[key] = line
-        return super().construct_mapping(node, deep=deep)
-
-
-def load_yaml(path: str | Path) -> Any:
-    """Parse a YAML file; invalid YAML or a duplicate key -> ConfigError `file:line: what`."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return yaml.load(f, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read the config file ({e.strerror})") from None
-    except UnicodeDecodeError as e:
-        line = open(path, "rb").read()[: e.start].count(b"\n") + 1
-        raise ConfigError(
-            f"{path}:{line}: not UTF-8 (byte {e.object[e.start]:#04x}); save the config as UTF-8"
-        ) from None
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        what = " ".join(x for x in (e.context, e.problem) if x)
-        raise ConfigError(f"{where}: invalid YAML: {what}") from None
 
 
 # -- validation errors -> one line each -------------------------------------------------------
@@ -152,15 +107,6 @@ def errors_of(root: Any, e: ValidationError, prefix: str = "") -> list[str]:
         msgs = lines.setdefault(".".join(p for p in (prefix, path) if p) or "config", [])
         msgs += [] if m in msgs else [m]
     return [f"{path}: {' or '.join(msgs)}".rstrip("; ") for path, msgs in lines.items()]
-
-
-def parse(cls: type[T], data: Any, where: str) -> T:
-    """One block (a `train:`, a dataset) validated as `cls`; SeqlabError names each problem's
-    key under `where`."""
-    try:
-        return adapter(cls).validate_python(data)
-    except ValidationError as e:
-        raise SeqlabError("; ".join(errors_of(cls, e, where))) from None
 
 
 # -- across keys: references, grids, files -----------------------------------------------------
@@ -251,22 +197,6 @@ def grid_problems(name: str, x: dict[str, Any]) -> list[str]:
     return []
 
 
-def missing_files(resolved: dict[str, Any]) -> list[str]:
-    """units_text files and units_shards globs that name nothing, one line each (relative paths
-    start where the config is used: snakemake's working directory)."""
-    out = []
-    for name, d in resolved["datasets"].items():
-        for key in ("train", "eval") if d["kind"] in ("units_text", "units_shards") else ():
-            for spec in [d[key]] if isinstance(d.get(key), str) else d.get(key, []):
-                if not glob.glob(os.path.expanduser(spec)) and not Path(spec).exists():
-                    where = "" if os.path.isabs(spec) else " (relative to where snakemake runs)"
-                    out.append(
-                        f"datasets.{name}.{key}: no file matches {spec!r}{where}; fix the path "
-                        "or create the file"
-                    )
-    return out
-
-
 # -- the whole config --------------------------------------------------------------------------
 def problems(raw: Any) -> tuple[list[str], dict[str, Any] | None]:
     """(one line per problem, the validated config as plain dicts with defaults filled)."""
@@ -285,11 +215,9 @@ def problems(raw: Any) -> tuple[list[str], dict[str, Any] | None]:
     return out, resolved
 
 
-def validate_config(raw: Any, check_files: bool = False) -> dict[str, Any]:
+def validate_config(raw: Any) -> dict[str, Any]:
     """The config as plain dicts with every default filled, or ConfigError (one line each)."""
     lines, resolved = problems(raw)
-    if not lines and resolved is not None and check_files:
-        lines = missing_files(resolved)
     if lines or resolved is None:
         raise ConfigError("\n".join(lines))
     return resolved
@@ -320,14 +248,12 @@ def _merge(into: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 
 def load_config(files: list[str], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The config of YAML `files` (each parsed once; later ones merged over earlier ones) and
-    command-line `overrides` (Snakemake's --config), validated, with every default filled and
-    the data files it names found; else ConfigError, one line per problem."""
+    command-line `overrides` (Snakemake's --config), validated, with every default filled;
+    else ConfigError, one line per problem."""
     raw: Any = {}
-    for text in map(load_yaml, files):  # invalid YAML: ConfigError `file:line: what`
+    for text in map(read_yaml, files):  # invalid YAML: ConfigError `file:line: what`
         raw = _merge(raw, text) if isinstance(raw, dict) and isinstance(text, dict) else text
-    return validate_config(
-        _merge(raw, _typed(overrides or {})) if isinstance(raw, dict) else raw, check_files=True
-    )
+    return validate_config(_merge(raw, _typed(overrides or {})) if isinstance(raw, dict) else raw)
 
 
 def json_schema() -> dict[str, Any]:

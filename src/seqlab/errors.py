@@ -16,6 +16,10 @@ class SeqlabError(Exception):
     """A problem the user can fix: printed as one line (what, where, what to do), exit 1."""
 
 
+class ConfigError(SeqlabError):
+    """The config is invalid; str(e) holds one line per problem (the dotted key or file:line)."""
+
+
 class UsageError(SeqlabError):
     """A command given something that is not there (an unknown name, a missing file it was
     pointed at): one line, exit 2, the status of a command-line usage error."""

@@ -1,4 +1,5 @@
-"""Small file helpers shared by every stage: atomic writes, strict JSON, the JSON-lines log."""
+"""Small file helpers shared by every stage: atomic writes, strict JSON and YAML, the JSON-lines
+log."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from seqlab.errors import SeqlabError
+import yaml
+
+from seqlab.errors import ConfigError, SeqlabError
 
 #: temp files of atomic writes: `.{name}.{random}.tmp` beside the final name
 TEMP_GLOB = ".*.tmp"
@@ -182,3 +185,41 @@ def file_sha256(path: str | Path) -> str:
     """sha256 of a file, streamed (a GPT-2 checkpoint is 0.5 GB)."""
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (SafeLoader keeps the last).
+    Keys merged in with `<<: *anchor` may be overridden: that is what merging is for."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key, line = self.construct_object(key_node, deep=True), key_node.start_mark.line + 1
+            if key in seen:
+                raise ConfigError(
+                    f"{key_node.start_mark.name}:{line}: key {key!r} appears twice in one block "
+                    f"(first at line {seen[key]}); keep one"
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """A config file parsed; invalid YAML or a duplicate key -> ConfigError `file:line: what`."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.load(f, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the config file ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        line = open(path, "rb").read()[: e.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}:{line}: not UTF-8 (byte {e.object[e.start]:#04x}); save the config as UTF-8"
+        ) from None
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        what = " ".join(x for x in (e.context, e.problem) if x)
+        raise ConfigError(f"{where}: invalid YAML: {what}") from None

@@ -6,7 +6,7 @@ import os
 import re
 import sys
 
-from seqlab.config_datasets import source_files
+from seqlab.data.sources import source_files
 from seqlab.grid import expand_runs, resolve_trial
 
 # Read and validated once by the Snakefile (seqlab.config_load), every default filled.

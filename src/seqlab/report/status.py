@@ -36,10 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from seqlab.errors import SeqlabError, UsageError
-from seqlab.files import read_json, read_jsonl
+from seqlab.files import read_json, read_jsonl, read_yaml
 from seqlab.grid import expand_runs
 
 #: the last line of a traceback (``ValueError: ...``, ``torch.OutOfMemoryError: ...``) or the
@@ -159,7 +157,7 @@ def load_config(path: str | Path | None = None) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise UsageError(f"{path}: no such config; pass the one the study runs with (--config)")
-    cfg = yaml.safe_load(path.read_text()) or {}
+    cfg = read_yaml(path) or {}  # a duplicate key or invalid YAML: file:line
     if not isinstance(cfg.get("experiments"), Mapping):
         raise UsageError(f"{path}: no `experiments:` mapping; is this a seqlab config?")
     return cfg

@@ -7,7 +7,6 @@ Every key is described in config/README.md.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import difflib
 import re
@@ -309,18 +308,3 @@ def _block(ann: Any, value: Any, where: str) -> Any:
         if len(members) == 1 or tag == getattr(m, "arch", getattr(m, "kind", None)):
             return from_dict(m, value, where)
     raise SeqlabError(f"{where}: {value!r} is none of {[m.__name__ for m in members]}")
-
-
-def apply_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """A deep copy of `base` with dotted `overrides` applied (each section must exist in base;
-    the key itself may be new: validation then says whether it is a valid key)."""
-    out = copy.deepcopy(base)
-    for key, value in overrides.items():
-        *sections, last = key.split(".")
-        cur = out
-        for p in sections:
-            if not isinstance(cur.get(p), dict):
-                raise SeqlabError(f"override {key!r}: {p!r} is not a section of the base config")
-            cur = cur[p]
-        cur[last] = copy.deepcopy(value)
-    return out

@@ -17,10 +17,11 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
-from seqlab.config import Config, GuardConfig, TrainConfig, apply_overrides, near
+from seqlab.config import Config, GuardConfig, TrainConfig, near
 from seqlab.config_datasets import SBLIMP_KINDS, SWUGGY_KINDS, TASK_KINDS
 from seqlab.errors import ConfigError, SeqlabError
 from seqlab.files import read_yaml
+from seqlab.grid import apply_overrides, expand_runs
 
 T = TypeVar("T")
 #: pydantic error type -> what the value must be (ge/gt/le/lt come from the error's ctx)
@@ -188,12 +189,15 @@ def grid_problems(name: str, x: dict[str, Any]) -> list[str]:
         out += _override_problems(train, overrides, f"{where}.variants.{vname}", True)
     if out:
         return out
-    for vwhere, overrides in [(f"variants.{n}", o) for n, o in variants.items()] or [("grid", {})]:
-        for combo in itertools.islice(itertools.product(*grid.values()), 100_000):
-            run = {**overrides, **dict(zip(grid, combo, strict=True))}
-            if bad := _override_problems(train, run, "train", True):
-                shown = ", ".join(f"{k}={v!r}" for k, v in run.items())
-                return [f"{where}.{vwhere}: the run {{{shown}}}: {bad[0]}"]
+    try:
+        runs = expand_runs(name, x)  # as the workflow names them: two that share an id fail
+    except SeqlabError as e:
+        return [str(e)]
+    for run in itertools.islice(runs.values(), 100_000):
+        if bad := _override_problems(train, run["overrides"], "train", True):
+            shown = ", ".join(f"{k}={v!r}" for k, v in run["overrides"].items())
+            vwhere = "grid" if run["variant"] is None else f"variants.{run['variant']}"
+            return [f"{where}.{vwhere}: the run {{{shown}}}: {bad[0]}"]
     return []
 
 

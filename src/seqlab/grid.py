@@ -12,11 +12,11 @@ Every variant is combined with every grid point. Run ids: `optim.lr~0.01__optim.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import re
 from typing import Any
 
-from seqlab.config import apply_overrides
 from seqlab.errors import SeqlabError
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
@@ -35,6 +35,21 @@ def format_value(v: Any) -> str:
     else:
         s = str(v)
     return _UNSAFE.sub("-", s)
+
+
+def apply_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of `base` with dotted `overrides` applied (each section must exist in base;
+    the key itself may be new: validation then says whether it is a valid key)."""
+    out = copy.deepcopy(base)
+    for key, value in overrides.items():
+        *sections, last = key.split(".")
+        cur = out
+        for p in sections:
+            if not isinstance(cur.get(p), dict):
+                raise SeqlabError(f"override {key!r}: {p!r} is not a section of the base config")
+            cur = cur[p]
+        cur[last] = copy.deepcopy(value)
+    return out
 
 
 def run_id(overrides: dict[str, Any], variant: str | None = None) -> str:

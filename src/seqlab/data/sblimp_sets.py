@@ -40,15 +40,15 @@ from seqlab.config import from_dict
 from seqlab.config_datasets import SblimpSynthetic, SblimpZerospeech, params_of
 from seqlab.data.phonemes import CLASS_OF, SIL
 from seqlab.data.sblimp_files import read_gold
-from seqlab.data.synthetic_units import split_sentences
 from seqlab.data.world import RenderDraws, World, stream_rng
 from seqlab.data.zr_sets import (
     SYNTACTIC,
     all_unit_counts,
     random_names,
+    speaking_voices,
+    synthetic_world,
     train_unit_counts,
     units_of_gold,
-    world_of,
     write_set,
 )
 from seqlab.errors import SeqlabError
@@ -233,20 +233,15 @@ def build_sblimp_synthetic(name: str, params: dict[str, Any], out_dir: str | Pat
     params = {k: v for k, v in params.items() if k != "checks"}
     p = from_dict(SblimpSynthetic, params, f"datasets.{name}")
     out_dir = Path(out_dir)
-    world_path, wp = world_of(p.world, p.world_manifest, out_dir, "sblimp_synthetic")
-    world = World(wp.world_params())
-    train, _ = split_sentences(world, wp)
+    world_path, wp, world, train = synthetic_world(p, out_dir, "sblimp_synthetic")
     corpus = Corpus.of(train, len(world.lexicon))
     items = _items(name, p, world, corpus)
-    n_train = wp.n_voices
-    vrng = stream_rng(p.seed, "sblimp-voices")
-    seen = sorted(vrng.choice(n_train, min(p.n_seen_voices, n_train), replace=False).tolist())
-    held = list(range(n_train, n_train + min(p.n_heldout_voices, wp.n_heldout_voices)))
+    speakers = speaking_voices(p, wp, "sblimp-voices")
     rrng = stream_rng(p.seed, "sblimp-render")
-    names = random_names(rrng, 2 * len(items) * (len(seen) + len(held)))
+    names = random_names(rrng, 2 * len(items) * len(speakers))
     rows, units, controls = [], {}, {"word_unigram": {}, "word_bigram": {}}
     for i, item in enumerate(items):
-        for v in seen + held:
+        for v in speakers:
             pair = _render_pair(world, item, v, rrng)
             for correct, words, u in ((1, item["good"], pair[0]), (0, item["bad"], pair[1])):
                 fname = names.pop()
@@ -264,7 +259,7 @@ def build_sblimp_synthetic(name: str, params: dict[str, Any], out_dir: str | Pat
                         "transcription": world.text(words),
                     }
                 )
-    voices = [{"id": world.voices[v].id, "heldout": world.voices[v].heldout} for v in seen + held]
+    voices = [{"id": world.voices[v].id, "heldout": world.voices[v].heldout} for v in speakers]
     info = {
         "dataset": name,
         "kind": "sblimp_synthetic",

@@ -29,15 +29,15 @@ from seqlab.config_datasets import SwuggySynthetic, SwuggyZerospeech, params_of
 from seqlab.data.lexicon import build_lexicon, cmudict_prons, strip_stress
 from seqlab.data.phonemes import CLASS_OF, PHONEMES, SIL
 from seqlab.data.swuggy_files import read_gold
-from seqlab.data.synthetic_units import split_sentences
 from seqlab.data.world import World, stream_rng
 from seqlab.data.zr_sets import (
     LEXICAL,
     all_unit_counts,
     random_names,
+    speaking_voices,
+    synthetic_world,
     train_unit_counts,
     units_of_gold,
-    world_of,
     write_set,
 )
 from seqlab.errors import SeqlabError
@@ -159,9 +159,7 @@ def build_swuggy_synthetic(name: str, params: dict[str, Any], out_dir: str | Pat
     params = {k: v for k, v in params.items() if k != "checks"}
     p = from_dict(SwuggySynthetic, params, f"datasets.{name}")
     out_dir = Path(out_dir)
-    world_path, wp = world_of(p.world, p.world_manifest, out_dir, "swuggy_synthetic")
-    world = World(wp.world_params())
-    train, _ = split_sentences(world, wp)
+    world_path, wp, world, train = synthetic_world(p, out_dir, "swuggy_synthetic")
     lex = world.lexicon
     big = build_lexicon(wp.lexicon_size + 600)  # words beyond the lexicon: never in train text
     prons = list(lex.prons) + list(big.prons[len(lex) :])
@@ -197,15 +195,12 @@ def build_swuggy_synthetic(name: str, params: dict[str, Any], out_dir: str | Pat
             f"dataset {name!r}: only {len(items)} of {p.n_items} items could be matched to a "
             "nonword; lower n_items or raise max_gap"
         )
-    n_train = wp.n_voices
-    vrng = stream_rng(p.seed, "swuggy-voices")
-    seen = sorted(vrng.choice(n_train, min(p.n_seen_voices, n_train), replace=False).tolist())
-    held = list(range(n_train, n_train + min(p.n_heldout_voices, wp.n_heldout_voices)))
+    speakers = speaking_voices(p, wp, "swuggy-voices")
     rrng = stream_rng(p.seed, "swuggy-render")
     rows, units = [], {}
-    names = random_names(rrng, 2 * len(items) * (len(seen) + len(held)))
+    names = random_names(rrng, 2 * len(items) * len(speakers))
     for i, (w, pron, nonword, _) in enumerate(items):
-        for v in seen + held:
+        for v in speakers:
             draws = world.draws(rrng, len(pron) + 2)
             for correct, ph in ((1, pron), (0, nonword)):
                 full = np.concatenate([[SIL], ph, [SIL]])
@@ -232,7 +227,7 @@ def build_swuggy_synthetic(name: str, params: dict[str, Any], out_dir: str | Pat
         )
         for r in rows
     }
-    voices = [{"id": world.voices[v].id, "heldout": world.voices[v].heldout} for v in seen + held]
+    voices = [{"id": world.voices[v].id, "heldout": world.voices[v].heldout} for v in speakers]
     extra = {
         "world": {"dataset": p.world, "manifest": str(world_path)},
         "bigram_gap_mean": float(np.mean([abs(it[3]) for it in items])),

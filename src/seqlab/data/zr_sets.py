@@ -21,7 +21,9 @@ from seqlab.config_datasets import SyntheticUnits
 from seqlab.data import sblimp_files, swuggy_files
 from seqlab.data.ingest import read_units_text, write_units_text
 from seqlab.data.manifest import Manifest, write_dataset_manifest
+from seqlab.data.synthetic_units import split_sentences
 from seqlab.data.vocab import bos_id, eos_id, n_token_ids
+from seqlab.data.world import World, stream_rng
 from seqlab.errors import SeqlabError
 from seqlab.files import read_json, write_json
 from seqlab.scoring.sblimp import syntactic_scores_seen_heldout
@@ -62,18 +64,32 @@ TASKS = {
 }
 
 
-def world_of(
-    world: str, world_manifest: str | None, out_dir: Path, kind: str
-) -> tuple[Path, SyntheticUnits]:
-    """The manifest and params of the synthetic_units dataset a synthetic set is drawn from."""
-    path = Path(world_manifest) if world_manifest else out_dir.parent / world / "manifest.json"
+def synthetic_world(
+    p: Any, out_dir: Path, kind: str
+) -> tuple[Path, SyntheticUnits, World, list[tuple[int, ...]]]:
+    """The synthetic_units dataset that set params `p` (`world`, `world_manifest`) draw from:
+    its manifest's path, its params, its world, and the sentences of its train text."""
+    path = Path(p.world_manifest or out_dir.parent / p.world / "manifest.json")
     man = read_json(path)
     if man.get("kind") != "synthetic_units":
         raise SeqlabError(
-            f"{path}: world {world!r} is a {man.get('kind')!r} dataset; "
+            f"{path}: world {p.world!r} is a {man.get('kind')!r} dataset; "
             f"a {kind} set needs a synthetic_units dataset"
         )
-    return path, SyntheticUnits(**man["params"])
+    world_params = SyntheticUnits(**man["params"])
+    world = World(world_params.world_params())
+    train, _ = split_sentences(world, world_params)
+    return path, world_params, world, train
+
+
+def speaking_voices(p: Any, world_params: SyntheticUnits, stream: str) -> list[int]:
+    """The voices that speak every id of set params `p`: `n_seen_voices` training voices
+    drawn by the set's seed, then its `n_heldout_voices` held-out ones."""
+    n_train = world_params.n_voices
+    rng = stream_rng(p.seed, stream)
+    seen = sorted(rng.choice(n_train, min(p.n_seen_voices, n_train), replace=False).tolist())
+    n_held = min(p.n_heldout_voices, world_params.n_heldout_voices)
+    return seen + list(range(n_train, n_train + n_held))
 
 
 def random_names(rng: np.random.Generator, n: int) -> list[str]:

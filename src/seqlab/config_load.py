@@ -12,7 +12,7 @@ import itertools
 import re
 import types
 import typing
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 from pydantic import TypeAdapter, ValidationError
@@ -23,7 +23,6 @@ from seqlab.errors import ConfigError, SeqlabError
 from seqlab.files import read_yaml
 from seqlab.grid import apply_overrides, expand_runs
 
-T = TypeVar("T")
 #: pydantic error type -> what the value must be (ge/gt/le/lt come from the error's ctx)
 WANTS = {"bool_type": "true or false", "literal_error": "one of {expected}"}
 BOUNDS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}

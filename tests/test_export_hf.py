@@ -31,26 +31,32 @@ def export_hf(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def trained_trial(manifest: Path, trial_dir: Path, model: dict) -> Path:
-    cfg = tiny_trial(manifest, model=model, max_steps=6, seq_len=16, eval_interval=3)
+def trained_trial(manifest: Path, trial_dir: Path, model: dict, precision: str = "fp32") -> Path:
+    cfg = tiny_trial(
+        manifest, model=model, max_steps=6, seq_len=16, eval_interval=3, precision=precision
+    )
     write_json(trial_dir / "config.json", cfg)
     train(cfg, trial_dir, echo=lambda _: None)
     return trial_dir
 
 
 @pytest.mark.parametrize(
-    "shape",
+    ("shape", "precision"),
     [
-        {"bias": True, "pad_vocab_multiple": 1, "dropout": 0.1},
-        {"bias": False, "pad_vocab_multiple": 64, "dropout": 0.0},  # 66 ids -> 128 rows
+        ({"bias": True, "pad_vocab_multiple": 1, "dropout": 0.1}, "fp32"),
+        ({"bias": False, "pad_vocab_multiple": 64, "dropout": 0.0}, "fp32"),  # 66 ids: 128 rows
+        # pure bf16 saves bf16 weights; they load into an fp32 model and export as fp32,
+        # exactly (every bf16 value is an fp32 value)
+        ({"bias": True, "pad_vocab_multiple": 1, "dropout": 0.0}, "bf16_pure"),
     ],
-    ids=["bias", "no-bias-padded"],
+    ids=["bias", "no-bias-padded", "bf16-pure-trial"],
 )
 def test_gpt2_trial_exports_to_the_same_logits(
-    unit_manifest: Path, tmp_path: Path, shape: dict
+    unit_manifest: Path, tmp_path: Path, shape: dict, precision: str
 ) -> None:
     model_cfg = {"arch": "gpt2", "n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 24}
-    trial = trained_trial(unit_manifest, tmp_path / "trial", {**model_cfg, **shape})
+    trial = trained_trial(unit_manifest, tmp_path / "trial", {**model_cfg, **shape}, precision)
+    assert read_json(trial / "metrics.json")["precision"] == precision
     out = tmp_path / "hf"
     r = export_hf(str(trial), str(out))
     assert r.returncode == 0, r.stderr
@@ -62,7 +68,7 @@ def test_gpt2_trial_exports_to_the_same_logits(
     config = json.loads((out / "config.json").read_text())
     assert (config["bos_token_id"], config["eos_token_id"]) == (man["bos"], man["eos"])
     assert config["vocab_size"] == man["vocab_size"] + 2 == ours.config.vocab_size
-    assert config["n_positions"] == 24
+    assert config["n_positions"] == 24 and config["torch_dtype"] == "float32"
     if shape["pad_vocab_multiple"] > 1:  # the padding rows were dropped
         assert ours.transformer.wte.weight.shape[0] == 128
         assert load_file(out / "model.safetensors")["transformer.wte.weight"].shape[0] == 66

@@ -248,6 +248,16 @@ def test_duplicate_key_and_invalid_yaml_name_file_and_line(tmp_path: Path) -> No
     assert read_yaml(p)["b"] == {"max_steps": 10, "optim": {"lr": 1}}
 
 
+def test_runs_that_would_share_an_id_are_refused_when_the_config_loads() -> None:
+    """Run ids keep only path-safe characters, so two variants can name one directory."""
+    cfg = base()
+    cfg["experiments"]["a"]["variants"] = {"x y": {"max_steps": 4}, "x-y": {"max_steps": 5}}
+    assert lines_of(cfg) == [
+        "experiments.a: two runs share the id 'x-y__optim.lr~0.01' (an id keeps letters, "
+        "digits and . _ + -); rename a variant or change a value"
+    ]
+
+
 def test_library_entry_points_take_the_config_dataclasses() -> None:
     """The loop's TrainConfig is the config's block: a validated dict rebuilds it with every
     default filled and nested blocks typed; a key the block lacks is named, not dropped."""

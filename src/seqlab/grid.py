@@ -88,7 +88,10 @@ def expand_runs(exp_name: str, exp: dict[str, Any]) -> dict[str, dict[str, Any]]
             overrides = {**(vo or {}), **point}
             rid = run_id(point, variant)
             if rid in runs:
-                raise SeqlabError(f"experiments.{exp_name}: two runs share the id {rid!r}")
+                raise SeqlabError(
+                    f"experiments.{exp_name}: two runs share the id {rid!r} (an id keeps "
+                    "letters, digits and . _ + -); rename a variant or change a value"
+                )
             runs[rid] = {"overrides": overrides, "variant": variant}
     return runs
 

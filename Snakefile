@@ -10,7 +10,7 @@ import sys
 from snakemake.utils import min_version
 
 from seqlab.config_load import load_config
-from seqlab.data.sources import require_unit_files
+from seqlab.data.sources import require_source_files
 from seqlab.errors import ConfigError
 
 min_version("9.0")
@@ -18,7 +18,7 @@ min_version("9.0")
 
 # The config is read here, once, before any job: the YAML files by seqlab's loader (invalid
 # YAML or a duplicate key is told as file:line), the --config values over them, validated with
-# every default filled, the units files it names found; one line per problem and exit 1 (no
+# every default filled, the data files it names found; one line per problem and exit 1 (no
 # traceback). A --configfile replaces the default config instead of being merged into it
 # (Snakemake merges by default, which would add the demo experiments to every cluster config).
 CONFIGFILES = [str(f) for f in workflow.config_settings.configfiles] or [
@@ -26,7 +26,7 @@ CONFIGFILES = [str(f) for f in workflow.config_settings.configfiles] or [
 ]
 try:
     config.update(load_config(CONFIGFILES, workflow.config_settings.config))
-    require_unit_files(config["datasets"])
+    require_source_files(config["datasets"])
 except ConfigError as e:
     sources = CONFIGFILES + ["--config"] * bool(workflow.config_settings.config)
     sys.exit(f"config error ({', '.join(sources)}):\n{e}")

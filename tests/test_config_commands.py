@@ -53,27 +53,33 @@ def check_config(path: Path) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=path.parent)
 
 
-def test_missing_unit_files_are_named_at_load(tmp_path: Path) -> None:
-    """A units_text file or units_shards glob that names nothing fails `check-config` and
-    `snakemake -n` with one line, not prepare_data on a cluster node after submission."""
+def test_missing_data_files_are_named_at_load(tmp_path: Path) -> None:
+    """A file a dataset reads that is not there (a units file, a shard glob that matches
+    nothing, a token bin) fails `check-config` and `snakemake -n` with one line naming its key,
+    not as a missing job input, nor in prepare_data on a cluster node after submission."""
     cfg = base()
     cfg["datasets"]["txt"] = {"kind": "units_text", "train": "units/train.txt"}
     tars = {"train": "shards/train-*.tar", "eval": ["shards/eval.tar"]}
     cfg["datasets"]["tars"] = {"kind": "units_shards", **tars}
+    cfg["datasets"]["bins"] = {"kind": "token_bins", "path": "owt", "vocab_size": 50257}
     (tmp_path / "config.yaml").write_text(dump(cfg))
     want = [
-        "datasets.txt.train: no file matches 'units/train.txt' (relative to where "
-        "snakemake runs); fix the path or create the file",
-        "datasets.tars.train: no file matches 'shards/train-*.tar' (relative to where "
-        "snakemake runs); fix the path or create the file",
-        "datasets.tars.eval: no file matches 'shards/eval.tar' (relative to where "
-        "snakemake runs); fix the path or create the file",
+        f"datasets.{name}.{key}: no file matches {path!r} (relative to where snakemake runs); "
+        "fix the path or create the file"
+        for name, key, path in [
+            ("txt", "train", "units/train.txt"),
+            ("tars", "train", "shards/train-*.tar"),
+            ("tars", "eval", "shards/eval.tar"),
+            ("bins", "path", "owt/train.bin"),
+            ("bins", "path", "owt/val.bin"),
+        ]
     ]
     for proc in (snakemake_dry_run(tmp_path), check_config(tmp_path / "config.yaml")):
         told = [ln for ln in proc.stderr.splitlines() if ln and not ln.startswith("Using")]
         assert proc.returncode == 1 and told[1:] == want, proc.stderr
         assert told[0].startswith("config error (") and told[0].endswith("config.yaml):")
-    for f in ("units/train.txt", "shards/train-000.tar", "shards/eval.tar"):
+    made = ["units/train.txt", "shards/train-000.tar", "shards/eval.tar", "owt/train.bin"]
+    for f in [*made, "owt/val.bin"]:
         (tmp_path / f).parent.mkdir(exist_ok=True)
         (tmp_path / f).write_text("")
     proc = check_config(tmp_path / "config.yaml")

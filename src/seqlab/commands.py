@@ -44,10 +44,10 @@ def _check_config(args: argparse.Namespace) -> int:
     """What the Snakefile checks at load, for a file Snakemake would parse first itself
     (a `--configfile`: Snakemake's own message for invalid YAML names no file or line)."""
     from seqlab.config_load import load_config
-    from seqlab.data.sources import require_unit_files
+    from seqlab.data.sources import require_source_files
 
     try:
-        require_unit_files(load_config([args.file])["datasets"])
+        require_source_files(load_config([args.file])["datasets"])
     except ConfigError as e:
         print(f"config error ({args.file}):\n{e}", file=sys.stderr)
         return 1

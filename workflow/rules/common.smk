@@ -99,8 +99,9 @@ def as_json(obj):
 
 def dataset_sources(wildcards):
     """The files a dataset reads (units files, shards, token bins, a pickle): inputs of its
-    preparation, so that Snakemake names a missing one before any job and rebuilds the
-    dataset and what depends on it when one is newer (modification times: nothing is read).
+    preparation, so that Snakemake rebuilds the dataset and what depends on it when one is
+    newer (modification times: nothing is read). A missing one was named when the config
+    loaded (seqlab.data.sources.require_source_files).
     """
     return source_files(DATASETS[wildcards.dataset])
 

@@ -1,5 +1,5 @@
 """The files a dataset block reads, found without opening one: the inputs of its preparation,
-and the unit files whose absence is told when the config loads."""
+each checked for when the config loads."""
 
 from __future__ import annotations
 
@@ -52,16 +52,16 @@ def source_files(block: dict[str, Any]) -> list[str]:
     return [f for _, f in sources(block)]
 
 
-def require_unit_files(datasets: dict[str, dict[str, Any]]) -> None:
-    """ConfigError, one line each, for units_text files and units_shards globs that name
-    nothing (relative paths start where the config is used: snakemake's working directory)."""
+def require_source_files(datasets: dict[str, dict[str, Any]]) -> None:
+    """ConfigError, one line each, for the files the datasets read that are not there (a shard
+    glob that matches nothing included; relative paths start where snakemake runs), so that a
+    wrong path is told with its key when the config loads, not as a missing job input."""
     lines = [
         f"datasets.{name}.{key}: no file matches {path!r}"
         f"{'' if os.path.isabs(path) else ' (relative to where snakemake runs)'}; "
         "fix the path or create the file"
-        for name, d in datasets.items()
-        if d["kind"] in ("units_text", "units_shards")
-        for key, path in sources(d)
+        for name, block in datasets.items()
+        for key, path in sources(block)
         if not os.path.exists(path)
     ]
     if lines:

@@ -78,8 +78,13 @@ def test_missing_data_files_are_named_at_load(tmp_path: Path) -> None:
         told = [ln for ln in proc.stderr.splitlines() if ln and not ln.startswith("Using")]
         assert proc.returncode == 1 and told[1:] == want, proc.stderr
         assert told[0].startswith("config error (") and told[0].endswith("config.yaml):")
-    made = ["units/train.txt", "shards/train-000.tar", "shards/eval.tar", "owt/train.bin"]
-    for f in [*made, "owt/val.bin"]:
+    for f in (
+        "units/train.txt",
+        "shards/train-000.tar",
+        "shards/eval.tar",
+        "owt/train.bin",
+        "owt/val.bin",
+    ):
         (tmp_path / f).parent.mkdir(exist_ok=True)
         (tmp_path / f).write_text("")
     proc = check_config(tmp_path / "config.yaml")
